@@ -1,0 +1,155 @@
+import { DECODE_STATUS_TEXT, DecodeStatus, TcpPacket } from '../decode/tcp-packet';
+import { ipv4Offset } from '../decode/link';
+import { PcapReader, type PcapRecord } from './pcap-file';
+
+/** What consumes captured client packets (the session engine). */
+export interface CapturedPacketHandler {
+  handleCaptured(pkt: TcpPacket, now: number): void;
+  /** Called once per batch of packets handed over. */
+  flush?(now: number): void;
+}
+
+export interface OfflineSourceOptions {
+  /** -a: replay this many times faster than captured (1 = real time). */
+  speed?: number;
+  /** -I: idle gaps in the capture longer than this (ms) are cut short to it. 0 keeps every gap. */
+  maxGapMs?: number;
+  /** Packets handed over per event-loop turn, so replies and timers get their turn. */
+  batch?: number;
+  now?: () => number;
+  warn?: (message: string) => void;
+}
+
+/** Why packets of a capture were not replayed: every skip is counted. */
+export class OfflineStats {
+  records = 0;
+  tcpPackets = 0;
+  notIpv4 = 0;
+  notTcp = 0;
+  fragments = 0;
+  malformed = 0;
+  truncatedBySnaplen = 0;
+  truncatedFileTail = false;
+}
+
+/**
+ * Reads a pcap file and hands its TCP packets to the engine at the pace they
+ * were captured (scaled by `speed`, idle gaps cut to `maxGapMs`). One
+ * reusable packet view; the engine copies what it keeps.
+ */
+export class OfflineSource {
+  readonly stats = new OfflineStats();
+  private readonly view = new TcpPacket();
+  private readonly speed: number;
+  private readonly maxGapUs: number;
+  private readonly batch: number;
+  private readonly now: () => number;
+  private readonly warn: (message: string) => void;
+  private warnedMalformed = 0;
+  private warnedSnaplen = false;
+  private stopped = false;
+
+  constructor(
+    private readonly reader: PcapReader,
+    opts: OfflineSourceOptions = {},
+  ) {
+    this.speed = opts.speed && opts.speed > 0 ? opts.speed : 1;
+    this.maxGapUs = (opts.maxGapMs ?? 0) * 1000;
+    this.batch = opts.batch ?? 256;
+    this.now = opts.now ?? (() => performance.now());
+    this.warn = opts.warn ?? (() => undefined);
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Replays the file once from its start; resolves at its end. */
+  run(handler: CapturedPacketHandler): Promise<void> {
+    this.reader.rewind();
+    return new Promise<void>((resolve, reject) => {
+      const wallStart = this.now();
+      let firstUs = -1;
+      let lastUs = 0;
+      let skippedUs = 0;
+      // A record read but not yet due; its data stays valid until the next read.
+      let pending: PcapRecord | null = null;
+      let pendingDueMs = 0;
+      const step = (): void => {
+        try {
+          for (let n = 0; ; n++) {
+            if (this.stopped) return resolve();
+            if (!pending) {
+              pending = this.reader.next();
+              if (!pending) {
+                this.noteTruncatedTail();
+                handler.flush?.(this.now());
+                return resolve();
+              }
+              if (firstUs < 0) firstUs = lastUs = pending.timeUs;
+              const gap = pending.timeUs - lastUs;
+              if (this.maxGapUs > 0 && gap > this.maxGapUs) skippedUs += gap - this.maxGapUs;
+              if (gap > 0) lastUs = pending.timeUs;
+              pendingDueMs = (pending.timeUs - firstUs - skippedUs) / 1000 / this.speed;
+            }
+            const wait = pendingDueMs - (this.now() - wallStart);
+            if (wait > 1 || n >= this.batch) {
+              // Not due yet, or a batch is done: let replies and timers run, then come back.
+              handler.flush?.(this.now());
+              if (wait > 1) setTimeout(step, Math.min(wait, 1000));
+              else setImmediate(step);
+              return;
+            }
+            this.feed(pending.data, handler);
+            pending = null;
+          }
+        } catch (err) {
+          reject(err);
+        }
+      };
+      step();
+    });
+  }
+
+  private noteTruncatedTail(): void {
+    if (this.reader.truncatedTail && !this.stats.truncatedFileTail) {
+      this.stats.truncatedFileTail = true;
+      this.warn(this.reader.tailWarning() ?? `${this.reader.path}: the file ends in the middle of a packet`);
+    }
+  }
+
+  private feed(frame: Buffer, handler: CapturedPacketHandler): void {
+    const st = this.stats;
+    st.records++;
+    const off = ipv4Offset(this.reader.linkType, frame, frame.length);
+    if (off < 0) {
+      st.notIpv4++;
+      return;
+    }
+    const status = this.view.decode(frame, off, frame.length - off);
+    switch (status) {
+      case DecodeStatus.OK:
+        st.tcpPackets++;
+        handler.handleCaptured(this.view, this.now());
+        return;
+      case DecodeStatus.NOT_TCP:
+        st.notTcp++;
+        return;
+      case DecodeStatus.FRAGMENT:
+        st.fragments++;
+        return;
+      case DecodeStatus.TRUNCATED:
+        st.truncatedBySnaplen++;
+        if (!this.warnedSnaplen) {
+          this.warnedSnaplen = true;
+          this.warn(`${this.reader.path}: packets were cut by the capture's snaplen (${this.reader.snaplen}); their data cannot be replayed. Capture with \`tcpdump -s 0\``);
+        }
+        return;
+      default:
+        st.malformed++;
+        if (this.warnedMalformed++ < 5) {
+          this.warn(`${this.reader.path}: skipping packet ${st.records} at byte ${this.reader.offset}: ${DECODE_STATUS_TEXT[status]}`);
+        }
+    }
+  }
+}

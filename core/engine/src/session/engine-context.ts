@@ -1,0 +1,83 @@
+import type { RouteRegistry } from '../intercept/route-registry';
+import type { PacketSink } from '../output/packet-sink';
+import type { SessionProtocol } from '../protocol/session-protocol';
+import type { PacketBuilder, SegmentSpec } from '../rewrite/packet-builder';
+import type { TimerWheel } from './timer-wheel';
+
+/** Session-engine settings; the CLI's flags map onto these. Times in milliseconds. */
+export interface EngineConfig {
+  /** -t: give a session up when the target has not answered for this long while it owes an answer. */
+  sessionTimeoutMs: number;
+  /** -k: close a session that has had nothing to do for this long. */
+  keepaliveTimeoutMs: number;
+  /** Give up a handshake (SYN retransmitted meanwhile) after this long. */
+  handshakeTimeoutMs: number;
+  /** Release held client data when the target has been quiet this long (it answered shorter than the online server). */
+  gateIdleMs: number;
+  /** -D: MSS offered in faked SYNs (captured SYNs keep the client's). */
+  mss: number;
+  /** -M: largest IP packet sent to the target; bigger captured segments are split. */
+  mtu: number;
+  /** -O: replay only connections whose SYN was captured. */
+  onlyFullSessions: boolean;
+  /** Keep a finished session this long to absorb late replies. */
+  lingerMs: number;
+}
+
+export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
+  sessionTimeoutMs: 120_000,
+  keepaliveTimeoutMs: 240_000,
+  handshakeTimeoutMs: 5_000,
+  gateIdleMs: 500,
+  mss: 1460,
+  mtu: 1500,
+  onlyFullSessions: false,
+  lingerMs: 2_000,
+};
+
+/** Counters an engine keeps; every skip and give-up is counted, never silent. */
+export class EngineStats {
+  capturedPackets = 0;
+  capturedUnmatched = 0;
+  capturedSkippedNoSession = 0;
+  capturedDuplicates = 0;
+  sessionsCreated = 0;
+  sessionsFakedHandshake = 0;
+  sessionsCompleted = 0;
+  sessionsAborted = 0;
+  sessionsReconstructed = 0;
+  handshakeTimeouts = 0;
+  sessionTimeouts = 0;
+  idleTimeouts = 0;
+  staleConnectionResets = 0;
+  synReuseDropped = 0;
+  portCollisionsAvoided = 0;
+  packetsSent = 0;
+  bytesSent = 0;
+  retransmissions = 0;
+  fastRetransmissions = 0;
+  repliesReceived = 0;
+  repliesUnmatched = 0;
+  gateFallbacks = 0;
+  protocolFaults = 0;
+}
+
+/** What a session needs from its engine. */
+export interface EngineContext {
+  readonly config: EngineConfig;
+  readonly stats: EngineStats;
+  readonly builder: PacketBuilder;
+  readonly spec: SegmentSpec;
+  readonly sink: PacketSink;
+  readonly routes: RouteRegistry;
+  readonly wheel: TimerWheel;
+  readonly protocol: SessionProtocol;
+  /** Our TCP timestamp clock (ms, wraps at 2^32): wall-clock based, so a later run's SYNs are newer than an earlier run's. */
+  tsClock(now: number): number;
+  /** Initial-sequence-number clock (4 µs ticks, RFC 6528 style): a later connection on the same ports starts after an earlier one. */
+  isnClock(now: number): number;
+  /** The session has ACKs to send: flushed once the current batch of replies is processed. */
+  markAckPending(session: { flushAck(now: number): void }): void;
+  sessionFinished(session: object): void;
+  warn(message: string): void;
+}

@@ -1,0 +1,300 @@
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type TcpPacket } from '../decode/tcp-packet';
+import { NULL_ROUTES, type RouteRegistry } from '../intercept/route-registry';
+import type { PacketSink } from '../output/packet-sink';
+import { DEFAULT_PROTOCOL } from '../protocol/protocol-driver';
+import type { SessionProtocol } from '../protocol/session-protocol';
+import { ClientAddressMap, shiftPort, type TransferTable } from '../rewrite/address-map';
+import { PacketBuilder, SegmentSpec } from '../rewrite/packet-builder';
+import { DEFAULT_ENGINE_CONFIG, type EngineConfig, type EngineContext, EngineStats } from './engine-context';
+import { Session } from './session';
+import { TimerWheel } from './timer-wheel';
+
+export interface ReplayEngineInit {
+  transfers: TransferTable;
+  sink: PacketSink;
+  routes?: RouteRegistry;
+  protocol?: SessionProtocol;
+  /** Fake client addresses (-c); empty keeps the captured ones. */
+  clientAddresses?: readonly number[];
+  config?: Partial<EngineConfig>;
+  warn?: (message: string) => void;
+  /** The engine's clock in ms (monotonic). */
+  now?: () => number;
+}
+
+/** Port distance between replay passes (prime, so passes spread over the port range). */
+const PASS_PORT_STRIDE = 4099;
+/** Port re-picks tried when two captured clients would share one fake client address and port. */
+const PORT_COLLISION_TRIES = 64;
+
+function bucketKey(ip: number, port: number): number {
+  return ip * 65536 + port;
+}
+
+/**
+ * The session engine: demultiplexes captured client→server packets into one
+ * emulated session per connection (keyed by the full 4-tuple and the replay
+ * pass), and target replies back to their session (keyed by the rewritten
+ * 4-tuple the target sees).
+ */
+export class ReplayEngine implements EngineContext {
+  readonly config: EngineConfig;
+  readonly stats = new EngineStats();
+  readonly builder = new PacketBuilder();
+  readonly spec = new SegmentSpec();
+  readonly sink: PacketSink;
+  readonly routes: RouteRegistry;
+  readonly wheel: TimerWheel;
+  readonly protocol: SessionProtocol;
+  readonly now: () => number;
+
+  private readonly transfers: TransferTable;
+  private readonly clients: ClientAddressMap;
+  private readonly byClient = new Map<number, Session>();
+  private readonly byReply = new Map<number, Session>();
+  private readonly pendingAcks = new Set<Session>();
+  private readonly warnFn: (message: string) => void;
+  private readonly clockOrigin: number;
+  private sessionCount = 0;
+  private pass = 0;
+
+  constructor(init: ReplayEngineInit) {
+    this.config = { ...DEFAULT_ENGINE_CONFIG, ...init.config };
+    this.transfers = init.transfers;
+    this.sink = init.sink;
+    this.routes = init.routes ?? NULL_ROUTES;
+    this.protocol = init.protocol ?? DEFAULT_PROTOCOL;
+    this.clients = new ClientAddressMap(init.clientAddresses ?? []);
+    this.warnFn = init.warn ?? (() => undefined);
+    this.now = init.now ?? (() => performance.now());
+    this.clockOrigin = performance.timeOrigin + performance.now() - this.now();
+    this.wheel = new TimerWheel(5, 1024, this.now());
+  }
+
+  /** Live sessions (including finished ones still lingering). */
+  get size(): number {
+    return this.sessionCount;
+  }
+
+  /** Starts replay pass `n` (-T loops): its connections use other client ports than earlier passes. */
+  startPass(n: number): void {
+    this.pass = n;
+  }
+
+  // ---- EngineContext -------------------------------------------------------------
+
+  tsClock(now: number): number {
+    return Math.floor(this.clockOrigin + now) >>> 0;
+  }
+
+  isnClock(now: number): number {
+    return Math.floor((this.clockOrigin + now) * 250) >>> 0;
+  }
+
+  markAckPending(session: Session): void {
+    session.ackPending = true;
+    this.pendingAcks.add(session);
+  }
+
+  warn(message: string): void {
+    this.warnFn(message);
+  }
+
+  sessionFinished(session: Session): void {
+    session.unroute();
+    this.unlink(session);
+  }
+
+  // ---- input -----------------------------------------------------------------------
+
+  /** A captured client→server packet (other packets are counted and ignored). */
+  handleCaptured(pkt: TcpPacket, now = this.now()): void {
+    this.stats.capturedPackets++;
+    const dstIp = pkt.dstIp;
+    const dstPort = pkt.dstPort;
+    const transfer = this.transfers.match(dstIp, dstPort);
+    if (!transfer) {
+      this.stats.capturedUnmatched++;
+      return;
+    }
+    const srcIp = pkt.srcIp;
+    const srcPort = pkt.srcPort;
+    const flags = pkt.flags;
+    let session = this.find(srcIp, srcPort, dstIp, dstPort);
+
+    if ((flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
+      if (session) {
+        if (session.sawSyn && session.capIsn === pkt.seq) {
+          this.stats.capturedDuplicates++;
+          return;
+        }
+        if (!session.finished) {
+          // The client reused its port while we still replay its previous connection.
+          this.stats.synReuseDropped++;
+          return;
+        }
+        this.retire(session);
+      }
+      session = this.create(srcIp, srcPort, dstIp, dstPort, transfer.targetIp, transfer.targetPort, now);
+      if (!session) return;
+      session.onCapturedSyn(pkt, now);
+      return;
+    }
+    if (flags & TCP_SYN) {
+      this.stats.capturedUnmatched++; // a SYN-ACK from a server on a transfer port: not client traffic
+      return;
+    }
+    if (!session || session.finished) {
+      const startsData = pkt.payloadLength > 0 || (flags & TCP_FIN) !== 0;
+      if (!startsData || (flags & TCP_RST) || this.config.onlyFullSessions || (session && !this.isNewData(session, pkt))) {
+        this.stats.capturedSkippedNoSession++;
+        return;
+      }
+      if (session) this.retire(session);
+      session = this.create(srcIp, srcPort, dstIp, dstPort, transfer.targetIp, transfer.targetPort, now);
+      if (!session) return;
+    }
+    session.onCaptured(pkt, now);
+  }
+
+  /** Data after a finished session's end belongs to a new use of the same ports (capture mid-stream). */
+  private isNewData(session: Session, pkt: TcpPacket): boolean {
+    return ((pkt.seq - session.sndNxt) | 0) > 0;
+  }
+
+  /**
+   * A reply from the target as intercept returned it: IP and TCP headers,
+   * `payloadLength` from the IP total length, and `data` the payload bytes
+   * intercept included (possibly none).
+   */
+  handleReply(pkt: TcpPacket, payloadLength: number, data: Buffer, now = this.now()): void {
+    this.stats.repliesReceived++;
+    const clientIp = pkt.dstIp;
+    const clientPort = pkt.dstPort;
+    const targetIp = pkt.srcIp;
+    const targetPort = pkt.srcPort;
+    let s = this.byReply.get(bucketKey(clientIp, clientPort)) ?? null;
+    while (s && !(s.route.targetIp === targetIp && s.route.targetPort === targetPort)) s = s.nextInReplyBucket;
+    if (!s) {
+      this.stats.repliesUnmatched++;
+      return;
+    }
+    s.onReply(pkt, payloadLength, data, now);
+  }
+
+  /** Sends the ACKs owed after a batch of replies (one ACK per session per batch). */
+  flush(now = this.now()): void {
+    if (this.pendingAcks.size === 0) return;
+    for (const s of this.pendingAcks) s.flushAck(now);
+    this.pendingAcks.clear();
+  }
+
+  /** Runs due timers; call every few milliseconds. */
+  tick(now = this.now()): void {
+    this.wheel.advance(now);
+    this.flush(now);
+  }
+
+  /** True while some session owes the target data or waits for its answer. */
+  busy(now = this.now()): boolean {
+    for (const s of this.byClient.values()) {
+      for (let x: Session | null = s; x; x = x.nextInBucket) if (x.busy(now)) return true;
+    }
+    return false;
+  }
+
+  /** Ends every session (an RST tells the target) and forgets them. */
+  closeAll(now = this.now()): void {
+    const all: Session[] = [];
+    for (const s of this.byClient.values()) for (let x: Session | null = s; x; x = x.nextInBucket) all.push(x);
+    for (const s of all) {
+      if (!s.finished) s.abort(now);
+      this.retire(s);
+    }
+    this.pendingAcks.clear();
+  }
+
+  // ---- session table -----------------------------------------------------------------
+
+  private find(srcIp: number, srcPort: number, dstIp: number, dstPort: number): Session | undefined {
+    let s = this.byClient.get(bucketKey(srcIp, srcPort)) ?? null;
+    while (s) {
+      if (s.serverIp === dstIp && s.serverPort === dstPort && s.pass === this.pass) return s;
+      s = s.nextInBucket;
+    }
+    return undefined;
+  }
+
+  private create(
+    srcIp: number,
+    srcPort: number,
+    dstIp: number,
+    dstPort: number,
+    targetIp: number,
+    targetPort: number,
+    now: number,
+  ): Session | undefined {
+    const outIp = this.clients.map(srcIp);
+    let outPort = shiftPort(srcPort, this.pass * PASS_PORT_STRIDE);
+    // Two captured clients may land on one fake address: keep their replayed 4-tuples apart.
+    for (let i = 0; this.replyTaken(outIp, outPort, targetIp, targetPort); i++) {
+      if (i >= PORT_COLLISION_TRIES) {
+        this.stats.capturedSkippedNoSession++;
+        return undefined;
+      }
+      this.stats.portCollisionsAvoided++;
+      outPort = shiftPort(outPort, 1);
+    }
+    const s = new Session(this, srcIp, srcPort, dstIp, dstPort, outIp, outPort, targetIp, targetPort, this.pass, now);
+    const ck = bucketKey(srcIp, srcPort);
+    s.nextInBucket = this.byClient.get(ck) ?? null;
+    this.byClient.set(ck, s);
+    const rk = bucketKey(outIp, outPort);
+    s.nextInReplyBucket = this.byReply.get(rk) ?? null;
+    this.byReply.set(rk, s);
+    this.sessionCount++;
+    this.stats.sessionsCreated++;
+    return s;
+  }
+
+  private replyTaken(ip: number, port: number, targetIp: number, targetPort: number): boolean {
+    for (let s = this.byReply.get(bucketKey(ip, port)) ?? null; s; s = s.nextInReplyBucket) {
+      if (s.route.targetIp === targetIp && s.route.targetPort === targetPort) return true;
+    }
+    return false;
+  }
+
+  private retire(s: Session): void {
+    s.unroute();
+    this.wheel.remove(s);
+    this.unlink(s);
+  }
+
+  private unlink(s: Session): void {
+    const ck = bucketKey(s.clientIp, s.clientPort);
+    if (removeFromChain(this.byClient, ck, s, 'nextInBucket')) this.sessionCount--;
+    removeFromChain(this.byReply, bucketKey(s.route.clientIp, s.route.clientPort), s, 'nextInReplyBucket');
+    this.pendingAcks.delete(s);
+  }
+}
+
+function removeFromChain(
+  map: Map<number, Session>,
+  key: number,
+  target: Session,
+  link: 'nextInBucket' | 'nextInReplyBucket',
+): boolean {
+  let s = map.get(key) ?? null;
+  let prev: Session | null = null;
+  while (s && s !== target) {
+    prev = s;
+    s = s[link];
+  }
+  if (!s) return false;
+  if (prev) prev[link] = s[link];
+  else if (s[link]) map.set(key, s[link] as Session);
+  else map.delete(key);
+  s[link] = null;
+  return true;
+}
+

@@ -1,0 +1,576 @@
+import { expect } from 'chai';
+import * as net from 'node:net';
+import { parseIpv4 } from '../src/decode/ip-address';
+import { TCP_ACK, TCP_PSH, TCP_SYN, type TcpPacket } from '../src/decode/tcp-packet';
+import {
+  CHANNEL_MAGIC,
+  FRAME_HEADER_LENGTH,
+  FrameParser,
+  HelloStatus,
+  MessageType,
+  decodeHelloAck,
+  encodeHello,
+  encodeHelloAck,
+  writeFrameHeader,
+  writeRouteAddBody,
+} from '../src/intercept/channel-messages';
+import { InterceptClient, InterceptConnectError, parseInterceptAddresses } from '../src/intercept/intercept-client';
+import { HoldQueue, InterceptServer, RouteTable } from '../src/intercept/intercept-server';
+import type { Route } from '../src/intercept/route-registry';
+import { buildPacket, synAckOptions } from './support/packets';
+
+const LOOPBACK = '127.0.0.1';
+const TARGET = '198.51.100.2';
+
+function frame(type: number, body: Buffer): Buffer {
+  const b = Buffer.alloc(FRAME_HEADER_LENGTH + body.length);
+  writeFrameHeader(b, 0, type, body.length);
+  body.copy(b, FRAME_HEADER_LENGTH);
+  return b;
+}
+
+function route(client: string, clientPort: number, payloadBytes = 0, target = TARGET, targetPort = 80): Route {
+  return { clientIp: parseIpv4(client), clientPort, targetIp: parseIpv4(target), targetPort, payloadBytes };
+}
+
+/** A reply from the target to the route's client. */
+function reply(r: Route, opts: { flags?: number; payload?: Buffer; seq?: number; options?: Buffer } = {}): Buffer {
+  const ip = (n: number) => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  return buildPacket({
+    src: ip(r.targetIp), sport: r.targetPort, dst: ip(r.clientIp), dport: r.clientPort,
+    seq: opts.seq ?? 5000, ack: 1001, flags: opts.flags ?? TCP_ACK, payload: opts.payload,
+    options: opts.options ?? Buffer.from('0101080a0000000100000002', 'hex'), // NOP NOP timestamps
+  });
+}
+
+interface Got {
+  record: Buffer;
+  payloadLength: number;
+  data: Buffer;
+}
+
+/** A client that records what it receives. */
+function recordingClient(port: number, extra: Partial<ConstructorParameters<typeof InterceptClient>[0]> = {}) {
+  const got: Got[] = [];
+  let batches = 0;
+  const errors: string[] = [];
+  const client = new InterceptClient({
+    servers: [{ host: LOOPBACK, port }],
+    onReply: (pkt: TcpPacket, payloadLength: number, data: Buffer) => {
+      got.push({ record: Buffer.from(pkt.buf.subarray(pkt.ip, pkt.end)), payloadLength, data: Buffer.from(data) });
+    },
+    onBatch: () => batches++,
+    onError: (m) => errors.push(m),
+    connectTimeoutMs: 2000,
+    ...extra,
+  });
+  return { client, got, errors, batches: () => batches };
+}
+
+async function until(what: string, cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+
+/** A port nothing listens on (bound then released). */
+async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, LOOPBACK, () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** A TCP server that runs `onConn` for each connection (stand-in for a wrong peer). */
+async function fakePeer(onConn: (s: net.Socket) => void): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets: net.Socket[] = [];
+  const s = net.createServer((c) => {
+    sockets.push(c);
+    c.on('error', () => undefined);
+    onConn(c);
+  });
+  await new Promise<void>((r) => s.listen(0, LOOPBACK, () => r()));
+  return {
+    port: (s.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((r) => {
+      for (const c of sockets) c.destroy();
+      s.close(() => r());
+    }),
+  };
+}
+
+describe('intercept channel', () => {
+  describe('frame parser', () => {
+    const frames = [
+      frame(MessageType.ROUTE_ADD, Buffer.from('0102030405060708090a0b0c0d0e', 'hex')),
+      frame(MessageType.REPLY, Buffer.alloc(1500, 7)),
+      frame(MessageType.ROUTE_DEL, Buffer.alloc(12, 1)),
+      frame(MessageType.REPLY, Buffer.alloc(0)),
+      frame(0x90, Buffer.alloc(65535, 3)), // largest body
+      frame(MessageType.REPLY, Buffer.alloc(3, 9)),
+    ];
+    const stream = Buffer.concat(frames);
+    const expected = frames.map((f) => `${f[0]}:${f.length - 4}:${f.subarray(4).toString('hex').slice(0, 64)}`);
+
+    function parse(chunks: Buffer[]): string[] {
+      const out: string[] = [];
+      const p = new FrameParser((type, buf, start, end) => {
+        out.push(`${type}:${end - start}:${buf.toString('hex', start, end).slice(0, 64)}`);
+      });
+      for (const c of chunks) p.push(c);
+      expect(p.bufferedBytes, 'nothing left over').to.equal(0);
+      return out;
+    }
+
+    it('parses many frames from one chunk, in place', () => {
+      const seen: Buffer[] = [];
+      const p = new FrameParser((_t, buf) => seen.push(buf));
+      p.push(stream);
+      expect(seen).to.have.length(frames.length);
+      expect(seen.every((b) => b === stream), 'no copies').to.equal(true);
+      expect(parse([stream])).to.deep.equal(expected);
+    });
+
+    it('parses a stream split byte by byte', () => {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < stream.length; i++) chunks.push(stream.subarray(i, i + 1));
+      expect(parse(chunks)).to.deep.equal(expected);
+    });
+
+    it('parses a stream split at every possible point, and at random points', () => {
+      const small = Buffer.concat(frames.filter((f) => f.length < 2000));
+      const smallExpected = frames.filter((f) => f.length < 2000)
+        .map((f) => `${f[0]}:${f.length - 4}:${f.subarray(4).toString('hex').slice(0, 64)}`);
+      for (let cut = 0; cut <= small.length; cut++) {
+        expect(parse([small.subarray(0, cut), small.subarray(cut)]), `cut at ${cut}`).to.deep.equal(smallExpected);
+      }
+      let seed = 12345;
+      const rand = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+      for (let round = 0; round < 50; round++) {
+        const chunks: Buffer[] = [];
+        for (let pos = 0; pos < stream.length;) {
+          const n = 1 + rand(round % 2 ? 9000 : 70);
+          chunks.push(stream.subarray(pos, pos + n));
+          pos += n;
+        }
+        expect(parse(chunks)).to.deep.equal(expected);
+      }
+    });
+
+    it('stops when told to', () => {
+      let n = 0;
+      const p = new FrameParser(() => {
+        if (++n === 2) p.stop();
+      });
+      p.push(stream);
+      expect(n).to.equal(2);
+    });
+  });
+
+  describe('route table and hold queue', () => {
+    it('finds, refreshes, removes and evicts the oldest', () => {
+      const t = new RouteTable(3, 2);
+      const ip = parseIpv4('203.0.113.7');
+      const tip = parseIpv4(TARGET);
+      expect(t.add(ip, 1, tip, 80, 0, 0)).to.equal(-1);
+      expect(t.add(ip, 2, tip, 80, 10, 0)).to.equal(-1);
+      expect(t.add(ip, 2, tip, 81, 20, 1)).to.equal(-1); // same client, other target: chained
+      expect(t.size).to.equal(3);
+      expect(t.wantOf(t.find(ip, 2, tip, 80))).to.equal(10);
+      expect(t.connOf(t.find(ip, 2, tip, 81))).to.equal(1);
+      expect(t.find(ip, 3, tip, 80)).to.equal(-1);
+      expect(t.add(ip, 1, tip, 80, 5, 2), 'refresh returns the previous owner').to.equal(0);
+      const evicted: number[] = [];
+      t.add(ip, 4, tip, 80, 0, 1, (c) => evicted.push(c)); // full: the oldest is now (ip,2,80)
+      expect(evicted).to.deep.equal([0]);
+      expect(t.find(ip, 2, tip, 80)).to.equal(-1);
+      expect(t.find(ip, 1, tip, 80)).to.be.at.least(0);
+      expect(t.remove(ip, 4, tip, 80, 0), 'not the owner').to.equal(false);
+      expect(t.remove(ip, 4, tip, 80, 1)).to.equal(true);
+      expect(t.removeConn(1)).to.equal(1);
+      expect(t.size).to.equal(1);
+    });
+
+    it('grows up to its limit and keeps every route findable', () => {
+      const t = new RouteTable(100_000, 16);
+      const base = parseIpv4('203.0.113.0');
+      for (let i = 0; i < 100_000; i++) t.add(base + (i & 255), 1024 + (i >> 8), 1, 80, 0, i % 7);
+      expect(t.size).to.equal(100_000);
+      for (let i = 0; i < 100_000; i += 97) expect(t.connOf(t.find(base + (i & 255), 1024 + (i >> 8), 1, 80))).to.equal(i % 7);
+      expect(t.removeConn(3)).to.be.greaterThan(10_000);
+      for (let i = 0; i < 100_000; i++) t.remove(base + (i & 255), 1024 + (i >> 8), 1, 80);
+      expect(t.size).to.equal(0);
+    });
+
+    it('holds, hands out in arrival order, expires and overflows', () => {
+      const q = new HoldQueue(3, 128);
+      const b = Buffer.from('abcdef');
+      q.add(b, 0, 1, 1, 10, 2, 80, 0);
+      q.add(b, 1, 1, 1, 11, 2, 80, 1);
+      q.add(b, 2, 1, 1, 10, 2, 80, 2);
+      const out: string[] = [];
+      expect(q.take(1, 10, 2, 80, (s, st, n) => out.push(s.toString('latin1', st, st + n)))).to.equal(2);
+      expect(out).to.deep.equal(['a', 'c']);
+      expect(q.count).to.equal(1);
+      expect(q.expire(0.5)).to.equal(0);
+      expect(q.expire(1)).to.equal(1);
+      expect(q.count).to.equal(0);
+      for (let i = 0; i < 3; i++) expect(q.add(b, 3 + i, 1, 1, 20 + i, 2, 80, 10)).to.equal(false);
+      expect(q.add(b, 0, 1, 1, 30, 2, 80, 11), 'pushes the oldest out').to.equal(true);
+      expect(q.take(1, 20, 2, 80, () => undefined)).to.equal(0);
+      expect(q.take(1, 30, 2, 80, () => undefined)).to.equal(1);
+    });
+  });
+
+  describe('client and server on loopback', () => {
+    let server: InterceptServer;
+    let port: number;
+    const clients: InterceptClient[] = [];
+    const logs: string[] = [];
+
+    beforeEach(async () => {
+      logs.length = 0;
+      server = new InterceptServer({ port: 0, host: LOOPBACK, holdMs: 300, log: (l, m) => logs.push(`${l}: ${m}`) });
+      port = (await server.listen()).port;
+    });
+
+    afterEach(async () => {
+      for (const c of clients.splice(0)) await c.close();
+      await server.close();
+    });
+
+    function newClient(extra: Parameters<typeof recordingClient>[1] = {}) {
+      const r = recordingClient(port, extra);
+      clients.push(r.client);
+      return r;
+    }
+
+    it('exchanges HELLO and learns the intercept', async () => {
+      const { client } = newClient({ name: 'test tcpcopy' });
+      await client.connect();
+      const info = client.intercepts[0]!;
+      expect(info.version).to.equal(1);
+      expect(info.address).to.equal(`${LOOPBACK}:${port}`);
+      await until('server sees the client', () => server.stats().clients === 1);
+      expect(logs.join('\n')).to.contain('test tcpcopy');
+      expect(client.stats().connected).to.equal(1);
+    });
+
+    it('adds and removes routes; a reply reaches the right one of two clients only', async () => {
+      const a = newClient();
+      const b = newClient();
+      await Promise.all([a.client.connect(), b.client.connect()]);
+      const ra = route('203.0.113.7', 40000, 5);
+      const rb = route('203.0.113.8', 40000, 0);
+      a.client.add(ra);
+      b.client.add(rb);
+      await until('routes', () => server.stats().routes === 2);
+
+      const payload = Buffer.from('hello world');
+      const pa = reply(ra, { flags: TCP_ACK | TCP_PSH, payload });
+      const pb = reply(rb, { flags: TCP_ACK | TCP_PSH, payload });
+      // The capture hands over a frame buffer with a link header in front: dispatch reads in place.
+      const framed = Buffer.concat([Buffer.alloc(14, 0xee), pa]);
+      server.dispatch(framed, 14, pa.length);
+      server.dispatch(pb, 0, pb.length);
+      await until('replies', () => a.got.length === 1 && b.got.length === 1);
+      await tick();
+      expect(a.got).to.have.length(1);
+      expect(b.got).to.have.length(1);
+      // a asked for 5 payload bytes: headers (20 + 32) and "hello"; the real length is still 11.
+      expect(a.got[0].record.equals(pa.subarray(0, 52 + 5))).to.equal(true);
+      expect(a.got[0].payloadLength).to.equal(11);
+      expect(a.got[0].data.toString()).to.equal('hello');
+      expect(b.got[0].record.equals(pb.subarray(0, 52))).to.equal(true);
+      expect(b.got[0].payloadLength).to.equal(11);
+      expect(b.got[0].data.length).to.equal(0);
+      expect(a.batches()).to.be.at.least(1);
+
+      // Removing a's route: its next reply is held, then counted unmatched; b is untouched.
+      a.client.remove(ra);
+      await until('route removed', () => server.stats().routes === 1);
+      server.dispatch(pa, 0, pa.length);
+      await tick(50);
+      expect(a.got).to.have.length(1);
+      expect(b.got).to.have.length(1);
+      expect(server.stats().holding).to.equal(1);
+      await until('expiry', () => server.stats().unmatched === 1, 2000);
+      const s = server.stats();
+      expect(s.routed).to.equal(2);
+      expect(s.captured).to.equal(3);
+      expect(s.routesAdded).to.equal(2);
+      expect(s.routesRemoved).to.equal(1);
+    });
+
+    it('a ROUTE_DEL from another tcpcopy does not remove a route it does not own', async () => {
+      const a = newClient();
+      const b = newClient();
+      await Promise.all([a.client.connect(), b.client.connect()]);
+      const r = route('203.0.113.7', 40001);
+      a.client.add(r);
+      await until('route', () => server.stats().routes === 1);
+      b.client.remove(r);
+      await tick(50);
+      expect(server.stats().routes).to.equal(1);
+    });
+
+    it('holds a reply that beats its route and delivers it once when the route arrives', async () => {
+      const { client, got } = newClient();
+      await client.connect();
+      const r = route('203.0.113.9', 41000, 0);
+      const synAck = reply(r, { flags: TCP_SYN | TCP_ACK, options: synAckOptions(1460, 7, 100, 200) });
+      server.dispatch(synAck, 0, synAck.length);
+      expect(server.stats().holding).to.equal(1);
+      client.add(r);
+      await until('held reply', () => got.length === 1);
+      await tick(50);
+      expect(got).to.have.length(1);
+      expect(got[0].record.equals(synAck)).to.equal(true);
+      const s = server.stats();
+      expect(s.held).to.equal(1);
+      expect(s.heldDelivered).to.equal(1);
+      expect(s.holding).to.equal(0);
+      // A second ROUTE_ADD for the same connection does not deliver it again.
+      client.add(r);
+      await tick(50);
+      expect(got).to.have.length(1);
+    });
+
+    it('drops held replies that expired before their route came', async () => {
+      const { client, got } = newClient();
+      await client.connect();
+      const r = route('203.0.113.10', 41000);
+      const p = reply(r, { flags: TCP_SYN | TCP_ACK });
+      server.dispatch(p, 0, p.length);
+      await until('expiry', () => server.stats().unmatched === 1, 2000);
+      client.add(r);
+      await until('route', () => server.stats().routes === 1);
+      await tick(50);
+      expect(got).to.have.length(0);
+      expect(server.stats().holding).to.equal(0);
+    });
+
+    it('drops a client\'s routes when it disconnects', async () => {
+      const a = newClient();
+      await a.client.connect();
+      for (let i = 0; i < 10; i++) a.client.add(route('203.0.113.11', 42000 + i));
+      await until('routes', () => server.stats().routes === 10);
+      await a.client.close();
+      await until('routes dropped', () => server.stats().routes === 0);
+      expect(server.stats().routesDisconnected).to.equal(10);
+    });
+
+    it('sends a burst of replies in one write and the client flushes once per chunk', async () => {
+      const { client, got, batches } = newClient();
+      await client.connect();
+      const r = route('203.0.113.12', 43000);
+      client.add(r);
+      await until('route', () => server.stats().routes === 1);
+      const before = server.stats().batches;
+      for (let i = 0; i < 200; i++) {
+        const p = reply(r, { seq: 1000 + i });
+        server.dispatch(p, 0, p.length);
+      }
+      await until('burst', () => got.length === 200);
+      expect(server.stats().batches - before, 'socket writes for the burst').to.equal(1);
+      expect(batches()).to.be.at.least(1).and.at.most(5);
+      expect(got.map((g) => g.record.readUInt32BE(24))).to.deep.equal(Array.from({ length: 200 }, (_, i) => 1000 + i));
+    });
+
+    it('ignores replies to pass-listed client addresses', async () => {
+      await server.close();
+      server = new InterceptServer({ port: 0, host: LOOPBACK, passlist: [parseIpv4('203.0.113.13')] });
+      port = (await server.listen()).port;
+      const { client, got } = newClient();
+      await client.connect();
+      const r = route('203.0.113.13', 44000);
+      client.add(r);
+      await until('route', () => server.stats().routes === 1);
+      const p = reply(r);
+      server.dispatch(p, 0, p.length);
+      await tick(50);
+      expect(got).to.have.length(0);
+      expect(server.stats().passed).to.equal(1);
+      expect(server.stats().holding).to.equal(0);
+    });
+
+    it('drops and counts replies to a tcpcopy that does not read', async () => {
+      await server.close();
+      server = new InterceptServer({ port: 0, host: LOOPBACK, maxBufferedBytes: 256 * 1024, log: (l, m) => logs.push(`${l}: ${m}`) });
+      port = (await server.listen()).port;
+      // A hand-made client that says HELLO, registers a route and then stops reading.
+      const sock = net.connect(port, LOOPBACK);
+      await new Promise((r) => sock.once('connect', r));
+      const r = route('203.0.113.14', 45000, 1400);
+      const add = Buffer.alloc(4 + 14);
+      writeRouteAddBody(add, writeFrameHeader(add, 0, MessageType.ROUTE_ADD, 14), r);
+      sock.write(Buffer.concat([encodeHello('slow'), add]));
+      await until('route', () => server.stats().routes === 1);
+      sock.pause();
+      const p = reply(r, { payload: Buffer.alloc(1400, 1) });
+      for (let round = 0; round < 200 && server.stats().dropped === 0; round++) {
+        for (let i = 0; i < 200; i++) server.dispatch(p, 0, p.length);
+        await new Promise((res) => setImmediate(res));
+      }
+      const s = server.stats();
+      expect(s.dropped).to.be.greaterThan(0);
+      expect(logs.join('\n')).to.contain('does not keep up');
+      sock.destroy();
+    });
+
+    it('tells a tcpcopy with another protocol version why it is refused', async () => {
+      const sock = net.connect(port, LOOPBACK);
+      const chunks: Buffer[] = [];
+      sock.on('data', (c) => chunks.push(c));
+      sock.write(encodeHello('future tcpcopy', 9, 9));
+      await new Promise((r) => sock.once('close', r));
+      const all = Buffer.concat(chunks);
+      expect(all[0]).to.equal(MessageType.HELLO_ACK);
+      const ack = decodeHelloAck(all, 4, all.length)!;
+      expect(ack.status).to.equal(HelloStatus.VERSION_UNSUPPORTED);
+      expect(ack.version).to.equal(1);
+      expect(logs.join('\n')).to.match(/speaks protocol version 9, this intercept 1/);
+    });
+
+    it('closes a connection that does not start with HELLO', async () => {
+      const sock = net.connect(port, LOOPBACK);
+      sock.on('error', () => undefined);
+      sock.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      await new Promise((r) => sock.once('close', r));
+      expect(server.stats().clientsRejected).to.equal(1);
+      expect(logs.join("\n")).to.contain("is not a tcpcopy of this project", logs.join("\n"));
+    });
+
+    it('reports a connection lost after start', async () => {
+      const { client, errors } = newClient();
+      await client.connect();
+      await server.close();
+      await until('error', () => errors.length === 1);
+      expect(errors[0]).to.equal(`lost the connection to intercept at ${LOOPBACK}:${port}: intercept is shutting down; replies through it stop`);
+    });
+
+    it('sends routes added before connect() once connected', async () => {
+      const { client } = newClient();
+      client.add(route('203.0.113.15', 46000));
+      client.add(route('203.0.113.15', 46001));
+      client.remove(route('203.0.113.15', 46000));
+      await client.connect();
+      await until('routes', () => server.stats().routes === 1);
+    });
+
+    it('measures replies per second through the channel', async function () {
+      this.timeout(30_000);
+      const r = route('203.0.113.16', 47000);
+      let n = 0;
+      const client = new InterceptClient({ servers: `${LOOPBACK}:${port}`, onReply: () => { n++; } });
+      clients.push(client);
+      await client.connect();
+      client.add(r);
+      await until('route', () => server.stats().routes === 1);
+      const p = reply(r); // a pure ACK with timestamps: 52 bytes
+      const total = 500_000;
+      const burst = 500; // a capture burst
+      const t0 = performance.now();
+      for (let sent = 0; sent < total; sent += burst) {
+        for (let i = 0; i < burst; i++) server.dispatch(p, 0, p.length);
+        await new Promise((res) => setImmediate(res));
+      }
+      await until('all replies', () => n === total, 20_000);
+      const secs = (performance.now() - t0) / 1000;
+      const rate = Math.round(total / secs);
+      process.stderr.write(`      [intercept channel: ${total} replies of 52 bytes in ${secs.toFixed(2)} s = ${rate} replies/s ` +
+        `on loopback, ${server.stats().batches} socket writes]\n`);
+      expect(server.stats().dropped).to.equal(0);
+    });
+  });
+
+  describe('connect errors', () => {
+    it('says clearly that nothing listens', async () => {
+      const port = await closedPort();
+      const c = new InterceptClient({ servers: `${LOOPBACK}:${port}` });
+      const err = await c.connect().then(() => null, (e: unknown) => e as InterceptConnectError);
+      expect(err).to.be.instanceOf(InterceptConnectError);
+      expect(err!.name).to.equal('InterceptConnectError');
+      expect(err!.code).to.equal('REFUSED');
+      expect(err!.message).to.equal(`cannot reach intercept at ${LOOPBACK}:${port}: connection refused; start intercept there or fix -s`);
+    });
+
+    it('names every intercept that failed', async () => {
+      const p1 = await closedPort();
+      const p2 = await closedPort();
+      const c = new InterceptClient({ servers: [`${LOOPBACK}:${p1}`, `${LOOPBACK}:${p2}`] });
+      const err = await c.connect().then(() => null, (e: unknown) => e as Error);
+      expect(err!.message).to.contain(`:${p1}: connection refused`).and.contain(`:${p2}: connection refused`);
+    });
+
+    it('reports a version mismatch', async () => {
+      const peer = await fakePeer((s) => {
+        s.once('data', () => s.end(encodeHelloAck({
+          version: 3, minVersion: 2, status: HelloStatus.VERSION_UNSUPPORTED, maxPayload: 0, name: 'newer intercept',
+        })));
+      });
+      try {
+        const c = new InterceptClient({ servers: `${LOOPBACK}:${peer.port}` });
+        const err = await c.connect().then(() => null, (e: unknown) => e as InterceptConnectError);
+        expect(err!.code).to.equal('VERSION');
+        expect(err!.message).to.equal(`intercept at ${LOOPBACK}:${peer.port} speaks channel protocol version 2 to 3, ` +
+          'this tcpcopy 1: run the same release of tcpcopy and intercept');
+      } finally {
+        await peer.close();
+      }
+    });
+
+    it('recognises a peer that is not an intercept', async () => {
+      const peer = await fakePeer((s) => s.write('SSH-2.0-OpenSSH_9.2p1\r\n'));
+      try {
+        const c = new InterceptClient({ servers: `${LOOPBACK}:${peer.port}` });
+        const err = await c.connect().then(() => null, (e: unknown) => e as InterceptConnectError);
+        expect(err!.code).to.equal('NOT_INTERCEPT');
+        expect(err!.message).to.contain(`${LOOPBACK}:${peer.port} is not an intercept: it answered "SSH-2.0-OpenSSH_9.2p1\\r\\n"`);
+      } finally {
+        await peer.close();
+      }
+    });
+
+    it('gives up on a peer that never answers HELLO, in bounded time', async () => {
+      const peer = await fakePeer(() => undefined);
+      try {
+        const c = new InterceptClient({ servers: `${LOOPBACK}:${peer.port}` });
+        const t0 = Date.now();
+        const err = await c.connect(300).then(() => null, (e: unknown) => e as InterceptConnectError);
+        expect(Date.now() - t0).to.be.below(1500);
+        expect(err!.code).to.equal('NOT_INTERCEPT');
+        expect(err!.message).to.contain('did not answer HELLO within 0.3 s');
+      } finally {
+        await peer.close();
+      }
+    });
+
+    it('checks the magic of HELLO_ACK', async () => {
+      const peer = await fakePeer((s) => {
+        const ack = encodeHelloAck({ version: 1, minVersion: 1, status: HelloStatus.OK, maxPayload: 0, name: '' });
+        ack.writeUInt32BE(CHANNEL_MAGIC ^ 1, 4);
+        s.write(ack);
+      });
+      try {
+        const c = new InterceptClient({ servers: `${LOOPBACK}:${peer.port}` });
+        const err = await c.connect().then(() => null, (e: unknown) => e as InterceptConnectError);
+        expect(err!.code).to.equal('NOT_INTERCEPT');
+      } finally {
+        await peer.close();
+      }
+    });
+
+    it('parses intercept addresses', () => {
+      expect(parseInterceptAddresses('198.51.100.40, 198.51.100.41:4000')).to.deep.equal([
+        { host: '198.51.100.40', port: 36524 }, { host: '198.51.100.41', port: 4000 },
+      ]);
+      expect(() => parseInterceptAddresses('198.51.100.40:70000')).to.throw(/port from 1 to 65535/);
+    });
+  });
+});

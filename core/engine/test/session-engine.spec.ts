@@ -1,0 +1,175 @@
+import { expect } from 'chai';
+import { TCP_ACK, TCP_PSH } from '../src/decode/tcp-packet';
+import { buildPacket } from './support/packets';
+import { conversation, EngineRig, type Exchange } from './support/engine-rig';
+
+const client = { ip: '198.51.100.10', port: 40000, isn: 1_000_000 };
+const exchanges: Exchange[] = [
+  { request: 'GET a 300\n', response: 300 },
+  { request: 'GET b 5000\n', response: 5000 },
+  { request: 'GET c 10\n', response: 10 },
+];
+const expected = exchanges.map((e) => e.request).join('');
+
+function only<T>(m: Map<string, T>): T {
+  expect(m.size, 'connections at the target').to.equal(1);
+  return [...m.values()][0];
+}
+
+describe('session engine (simulated target)', () => {
+  it('replays a full connection byte for byte and closes it cleanly', () => {
+    const rig = new EngineRig();
+    for (const p of conversation(client, exchanges)) rig.capture(p);
+    rig.advance(50);
+    expect(only(rig.sim.streams())).to.equal(expected);
+    expect(rig.engine.stats.sessionsCompleted).to.equal(1);
+    expect(rig.engine.stats.sessionsAborted).to.equal(0);
+    expect(rig.sim.badChecksums).to.equal(0);
+  });
+
+  it('closes cleanly when the target closes first, racing the client\'s FIN', () => {
+    const rig = new EngineRig({ sim: { closeAfterAnswer: true } });
+    for (const p of conversation(client, [{ request: 'GET a 93\n', response: 93 }])) rig.capture(p);
+    rig.advance(50);
+    expect(rig.sim.history).to.have.length(1);
+    expect(only(rig.sim.streams())).to.equal('GET a 93\n');
+    expect(rig.engine.stats.sessionsReconstructed).to.equal(0);
+    expect(rig.engine.stats.sessionsCompleted).to.equal(1);
+  });
+
+  it('holds a request until the target has answered the previous one', () => {
+    const rig = new EngineRig();
+    const pkts = conversation(client, exchanges);
+    // Hand everything over at once, as a fast offline replay does; gating must still order it.
+    const events: string[] = [];
+    const origReceive = rig.sim.receive.bind(rig.sim);
+    rig.sim.receive = (b: Buffer) => {
+      origReceive(b);
+      events.push(rig.sim.log[rig.sim.log.length - 1] ?? '');
+    };
+    for (const p of pkts) rig.capture(p);
+    rig.advance(20);
+    const dataLines = rig.sim.log.filter((l) => l.includes(' data '));
+    expect(dataLines.map((l) => l.split(' data ')[1])).to.deep.equal(['GET a 300|', 'GET b 5000|', 'GET c 10|']);
+    // Every answer of the sim goes out synchronously, so a request logged after an answer was gated on it.
+    expect(rig.sim.conns.size).to.equal(1);
+  });
+
+  it('does not send the next request before the response bytes arrived', () => {
+    const rig = new EngineRig({ sim: { dropDataPacket: 1 } });
+    // The first request is lost once: its response (and so request 2) must wait for the retransmission.
+    for (const p of conversation(client, exchanges)) rig.capture(p);
+    expect(only(rig.sim.streams())).to.equal('');
+    rig.advance(1000);
+    expect(only(rig.sim.streams())).to.equal(expected);
+    expect(rig.engine.stats.retransmissions).to.be.greaterThan(0);
+  });
+
+  it('fakes a handshake for a connection whose start was not captured', () => {
+    const rig = new EngineRig();
+    for (const p of conversation(client, exchanges, { syn: false, fromExchange: 1 })) rig.capture(p);
+    rig.advance(50);
+    expect(only(rig.sim.streams())).to.equal(exchanges[1].request + exchanges[2].request);
+    expect(rig.engine.stats.sessionsFakedHandshake).to.equal(1);
+  });
+
+  it('skips such connections with -O', () => {
+    const rig = new EngineRig({ config: { onlyFullSessions: true } });
+    for (const p of conversation(client, exchanges, { syn: false, fromExchange: 1 })) rig.capture(p);
+    rig.advance(50);
+    expect(rig.sim.conns.size).to.equal(0);
+    expect(rig.engine.stats.capturedSkippedNoSession).to.be.greaterThan(0);
+  });
+
+  it('drops capture duplicates and reorders out-of-order segments', () => {
+    const rig = new EngineRig();
+    const pkts = conversation(client, [{ request: 'x'.repeat(4000) + ' 10\n', response: 10 }]);
+    // SYN, ACK, d1, d2, d3, FIN → SYN, ACK, d1, d3, d2, d2(dup), d1(dup), FIN
+    const [syn, ack, d1, d2, d3, fin] = pkts;
+    for (const p of [syn, ack, d1, d3, d2, d2, d1, fin]) rig.capture(p);
+    rig.advance(50);
+    expect(only(rig.sim.streams())).to.equal('x'.repeat(4000) + ' 10\n');
+    expect(rig.engine.stats.capturedDuplicates).to.be.greaterThan(0);
+  });
+
+  it('splits a segment larger than the target MSS (GRO captures)', () => {
+    const rig = new EngineRig({ sim: { mss: 536 } });
+    const big = 'y'.repeat(60_000) + ' 5\n';
+    for (const p of conversation(client, [{ request: big, response: 5 }], { mss: 65_000 })) rig.capture(p);
+    rig.advance(50);
+    expect(only(rig.sim.streams())).to.equal(big);
+    expect(rig.sim.badChecksums).to.equal(0);
+  });
+
+  it('survives sequence numbers wrapping around 2^32', () => {
+    const rig = new EngineRig();
+    const wrapping = { ...client, isn: 2 ** 32 - 700 };
+    for (const p of conversation(wrapping, exchanges, { serverIsn: 2 ** 32 - 100 })) rig.capture(p);
+    rig.advance(50);
+    expect(only(rig.sim.streams())).to.equal(expected);
+  });
+
+  it('rebuilds the connection when the target resets it with requests left', () => {
+    const rig = new EngineRig({ sim: { resetAfterAnswers: 1 } });
+    for (const p of conversation(client, exchanges)) rig.capture(p);
+    rig.advance(200);
+    const streams = rig.sim.history.map((c) => c.bytes.toString('latin1'));
+    expect(streams.join('')).to.equal(expected);
+    expect(rig.engine.stats.sessionsReconstructed).to.equal(2);
+  });
+
+  it('sends correct checksums even when the captured packet carried a partial one', () => {
+    const rig = new EngineRig();
+    const pkts = conversation(client, [{ request: 'GET p 1\n', response: 1 }], { fin: false });
+    const [syn, ack, data] = pkts;
+    const v = buildPacket({
+      src: client.ip, sport: client.port, dst: '198.51.100.20', dport: 80,
+      seq: client.isn + 1, ack: 5001, flags: TCP_ACK | TCP_PSH, payload: Buffer.from('GET p 1\n'), partialChecksum: true,
+    });
+    expect(v.equals(data)).to.equal(false);
+    for (const p of [syn, ack, v]) rig.capture(p);
+    rig.advance(20);
+    expect(only(rig.sim.streams())).to.equal('GET p 1\n');
+    expect(rig.sim.badChecksums).to.equal(0);
+  });
+
+  it('rewrites client addresses with -c and keeps two clients on one fake address apart', () => {
+    const rig = new EngineRig({ clients: [0xcb007105] }); // 203.0.113.5
+    const a = conversation({ ip: '198.51.100.10', port: 40000, isn: 1 }, exchanges);
+    const b = conversation({ ip: '198.51.100.11', port: 40000, isn: 2 }, exchanges);
+    for (let i = 0; i < a.length; i++) {
+      rig.capture(a[i]);
+      rig.capture(b[i]);
+    }
+    rig.advance(50);
+    const keys = [...rig.sim.conns.keys()];
+    expect(keys).to.have.length(2);
+    expect(keys.every((k) => k.startsWith('203.0.113.5:'))).to.equal(true);
+    expect(new Set(keys).size).to.equal(2);
+    for (const s of rig.sim.streams().values()) expect(s).to.equal(expected);
+  });
+
+  it('moves client ports on a second pass so it never meets the first', () => {
+    const rig = new EngineRig();
+    for (const p of conversation(client, exchanges)) rig.capture(p);
+    rig.advance(50);
+    rig.engine.closeAll(rig.t);
+    rig.engine.startPass(1);
+    for (const p of conversation(client, exchanges)) rig.capture(p);
+    rig.advance(50);
+    const keys = [...rig.sim.conns.keys()];
+    expect(keys).to.have.length(2);
+    for (const s of rig.sim.streams().values()) expect(s).to.equal(expected);
+  });
+
+  it('releases held data after the idle fallback when the target answers shorter', () => {
+    const rig = new EngineRig({ config: { gateIdleMs: 100 } });
+    // Online the first response was 900 bytes; the target answers 300.
+    const ex = [{ request: 'GET a 300\n', response: 900 }, { request: 'GET b 1\n', response: 1 }];
+    for (const p of conversation(client, ex)) rig.capture(p);
+    expect(only(rig.sim.streams())).to.equal('GET a 300\n');
+    rig.advance(300);
+    expect(only(rig.sim.streams())).to.equal('GET a 300\nGET b 1\n');
+    expect(rig.engine.stats.gateFallbacks).to.equal(1);
+  });
+});

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian 12 machine (as root): system packages, then npm packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# libpcap-dev: the cap addon; nginx: real servers in tests and the demo; tcpdump/tshark: captures and oracles;
+# iproute2/ethtool/procps: network namespaces; apache2-utils: ab load.
+apt-get install -y -qq libpcap-dev nginx tcpdump tshark iproute2 ethtool procps apache2-utils >/dev/null
+npm ci --no-audit --no-fund
+npx tsc -b

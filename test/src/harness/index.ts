@@ -1,0 +1,7 @@
+// End-to-end test harness: namespaces, servers, workload, capture.
+export * from './proc';
+export * from './netns';
+export * from './servers';
+export * from './workload';
+export * from './capture';
+export * from './replay';
