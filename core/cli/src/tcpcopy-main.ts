@@ -4,10 +4,13 @@ import {
   InterceptClient,
   OptionError,
   PcapFormatError,
+  PcapReader,
   ProtocolLoadError,
   RawSocketSink,
   ReplayEngine,
+  Tokens,
   TransferTable,
+  createReplayContainer,
   loadProtocol,
   parseClientAddresses,
   parseTransfers,
@@ -102,7 +105,8 @@ export async function main(argv: string[]): Promise<void> {
       const fd = fs.openSync(o.log, 'a');
       log = (line) => fs.writeSync(fd, `${new Date().toISOString()} ${line}\n`);
     }
-    if (!fs.existsSync(o.input)) throw new UsageError(`-i ${o.input}: no such file`);
+    // Check the capture before anything touches the network.
+    const reader = PcapReader.open(o.input);
     const transfers = new TransferTable(parseTransfers(o.transfer));
     const clientAddresses = o.clientIp ? parseClientAddresses(o.clientIp) : [];
     const intercepts = parseIntercepts(o.intercept, o.interceptPort);
@@ -129,7 +133,15 @@ export async function main(argv: string[]): Promise<void> {
       onError: (message) => log(message),
     });
     await channel.connect(5000);
-    engine = new ReplayEngine({ transfers, sink, routes: channel, protocol, clientAddresses, config, warn });
+    const parts = createReplayContainer();
+    parts.registerInstance(Tokens.PacketSink, sink);
+    parts.registerInstance(Tokens.TransferTable, transfers);
+    parts.registerInstance(Tokens.RouteRegistry, channel);
+    parts.registerInstance(Tokens.SessionProtocol, protocol);
+    parts.registerInstance(Tokens.EngineConfig, config);
+    parts.registerInstance(Tokens.ClientAddresses, clientAddresses);
+    parts.registerInstance(Tokens.Warn, warn);
+    engine = parts.resolve(Tokens.ReplayEngine);
 
     const stop = (): void => {
       log('interrupted: closing sessions');
@@ -143,7 +155,7 @@ export async function main(argv: string[]): Promise<void> {
 
     const started = performance.now();
     const result = await replayOffline(engine, {
-      file: o.input,
+      file: reader,
       speed: o.speed,
       maxGapMs: o.maxGap,
       times: o.times,

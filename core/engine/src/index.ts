@@ -31,3 +31,4 @@ export * from './intercept/channel-messages';
 export * from './intercept/intercept-client';
 export * from './intercept/intercept-server';
 export * from './capture/live-capture';
+export * from './container';

@@ -17,8 +17,15 @@ export interface OfflineSourceOptions {
   /** Packets handed over per event-loop turn, so replies and timers get their turn. */
   batch?: number;
   now?: () => number;
+  /** Runs `fn` after `ms` (0: on the next turn). Tests pass a fake one with a fake clock. */
+  schedule?: (fn: () => void, ms: number) => void;
   warn?: (message: string) => void;
 }
+
+const realSchedule = (fn: () => void, ms: number): void => {
+  if (ms > 0) setTimeout(fn, ms);
+  else setImmediate(fn);
+};
 
 /** Why packets of a capture were not replayed: every skip is counted. */
 export class OfflineStats {
@@ -44,6 +51,7 @@ export class OfflineSource {
   private readonly maxGapUs: number;
   private readonly batch: number;
   private readonly now: () => number;
+  private readonly schedule: (fn: () => void, ms: number) => void;
   private readonly warn: (message: string) => void;
   private warnedMalformed = 0;
   private warnedSnaplen = false;
@@ -57,6 +65,7 @@ export class OfflineSource {
     this.maxGapUs = (opts.maxGapMs ?? 0) * 1000;
     this.batch = opts.batch ?? 256;
     this.now = opts.now ?? (() => performance.now());
+    this.schedule = opts.schedule ?? realSchedule;
     this.warn = opts.warn ?? (() => undefined);
   }
 
@@ -96,8 +105,7 @@ export class OfflineSource {
             if (wait > 1 || n >= this.batch) {
               // Not due yet, or a batch is done: let replies and timers run, then come back.
               handler.flush?.(this.now());
-              if (wait > 1) setTimeout(step, Math.min(wait, 1000));
-              else setImmediate(step);
+              this.schedule(step, wait > 1 ? Math.min(wait, 1000) : 0);
               return;
             }
             this.feed(pending.data, handler);

@@ -3,8 +3,8 @@ import { PcapReader } from '../capture/pcap-file';
 import type { ReplayEngine } from '../session/replay-engine';
 
 export interface OfflineReplayOptions {
-  /** The pcap file to replay. */
-  file: string;
+  /** The pcap file to replay: a path, or a reader already open (it is closed at the end). */
+  file: string | PcapReader;
   /** -a: speed-up factor. */
   speed?: number;
   /** -I: longest idle gap kept, ms (0: all). */
@@ -33,7 +33,7 @@ export interface OfflineReplayResult {
  * closed and the next pass starts with fresh client ports.
  */
 export async function replayOffline(engine: ReplayEngine, opts: OfflineReplayOptions): Promise<OfflineReplayResult> {
-  const reader = PcapReader.open(opts.file);
+  const reader = typeof opts.file === 'string' ? PcapReader.open(opts.file) : opts.file;
   const source = new OfflineSource(reader, { speed: opts.speed, maxGapMs: opts.maxGapMs, warn: opts.warn, now: engine.now });
   const times = Math.max(1, opts.times ?? 1);
   const tail = opts.tailTimeoutMs ?? 30_000;

@@ -104,7 +104,8 @@ export class Session implements WheelEntry {
   private finWaitAt = Infinity;
   private lastReplyAt: number;
   private lastActivityAt: number;
-  private driver: ProtocolDriver;
+  /** Created at the first handshake, when it is known whether the connection's start was captured. */
+  private driver!: ProtocolDriver;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -129,7 +130,6 @@ export class Session implements WheelEntry {
     this.ipId = (Math.random() * 65536) | 0;
     this.lastReplyAt = now;
     this.lastActivityAt = now;
-    this.driver = this.newDriver();
   }
 
   private newDriver(): ProtocolDriver {
@@ -174,7 +174,6 @@ export class Session implements WheelEntry {
   /** The client's SYN was captured: the connection is replayed from its start. */
   onCapturedSyn(pkt: TcpPacket, now: number): void {
     this.sawSyn = true;
-    this.driver = this.newDriver();
     this.capIsn = pkt.seq;
     this.sndUna = this.sndNxt = seqAdd(pkt.seq, 1);
     this.haveSeq = true;
@@ -235,6 +234,8 @@ export class Session implements WheelEntry {
       this.ctx.routes.add(this.route);
       this.routed = true;
     }
+    // One protocol session per connection to the target (a reconnect closes the old one first).
+    this.driver = this.newDriver();
     this.shift = (this.ctx.isnClock(now) - this.capIsn) >>> 0;
     this.state = SessionState.SYN_SENT;
     this.handshakeStartedAt = now;
@@ -435,7 +436,6 @@ export class Session implements WheelEntry {
     this.finSent = false;
     this.capIsn = seqAdd(this.sndUna, -1);
     this.driver.close();
-    this.driver = this.newDriver();
     this.startHandshake(now);
   }
 
@@ -609,7 +609,7 @@ export class Session implements WheelEntry {
     this.state = SessionState.DONE;
     if (aborted) this.ctx.stats.sessionsAborted++;
     else this.ctx.stats.sessionsCompleted++;
-    this.driver.close();
+    this.driver?.close();
     this.stream.clear();
     this.rtoAt = this.gateAt = this.finWaitAt = Infinity;
     this.lingerAt = now + this.ctx.config.lingerMs;
