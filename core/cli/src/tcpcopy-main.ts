@@ -25,7 +25,7 @@ function positive(name: string, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
     if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > max) {
-      throw new UsageError(`${name} ${value}: expected a number between 1 and ${max}`);
+      throw new UsageError(`${name} ${value}: expected a number above 0, at most ${max}`);
     }
     return n;
   };
@@ -63,7 +63,7 @@ export function buildCommand(): Command {
     .option('-k, --keepalive-timeout <s>', 'close a session idle this long (default: -t + 120)', positive('-k'))
     .option('-M, --mtu <bytes>', 'largest IP packet sent to the target; bigger captured segments are split', integer('-M', 68, 65535), 1500)
     .option('-D, --mss <bytes>', 'MSS offered in faked handshakes', integer('-D', 64, 65495), 1460)
-    .option('--protocol <name>', 'protocol module: raw, http, mysql, a path or an npm package', 'raw')
+    .option('--protocol <name>', 'protocol module: a built-in name (raw), a path, or an npm package name', 'raw')
     .option('--tail-timeout <s>', 'after the capture ends, wait this long for sessions to finish', positive('--tail-timeout'), 30)
     .option('--gate-idle <ms>', 'release held requests once the target is quiet this long', integer('--gate-idle', 1, 600_000), 500)
     .option('--summary <format>', 'print a summary at the end: text or json', 'text')
@@ -108,7 +108,8 @@ export async function main(argv: string[]): Promise<void> {
     // Check the capture before anything touches the network.
     const reader = PcapReader.open(o.input);
     const transfers = new TransferTable(parseTransfers(o.transfer));
-    const clientAddresses = o.clientIp ? parseClientAddresses(o.clientIp) : [];
+    const clientAddresses = o.clientIp !== undefined ? parseClientAddresses(o.clientIp) : [];
+    if (o.summary !== 'text' && o.summary !== 'json') throw new UsageError(`--summary ${o.summary}: expected text or json`);
     const intercepts = parseIntercepts(o.intercept, o.interceptPort);
     const protocol = loadProtocol(o.protocol);
     const config: Partial<EngineConfig> = {
@@ -200,10 +201,13 @@ function formatSummary(s: {
   output: Record<string, number>;
 }): string {
   const e = s.engine;
+  const c = s.capture as Record<string, number>;
+  const skipped = (c.notIpv4 ?? 0) + (c.notTcp ?? 0) + (c.fragments ?? 0) + (c.malformed ?? 0) + (c.truncatedBySnaplen ?? 0);
   return (
-    `replayed ${s.passes} pass(es) in ${s.seconds} s: ${e.sessionsCreated} sessions ` +
-    `(${e.sessionsCompleted} closed, ${e.sessionsAborted} reset, ${e.sessionsFakedHandshake} faked handshakes, ` +
-    `${e.handshakeTimeouts} handshake timeouts), ${e.packetsSent} packets / ${e.bytesSent} bytes sent, ` +
-    `${e.retransmissions} retransmissions, ${e.repliesReceived} replies; capture: ${JSON.stringify(s.capture)}`
+    `passes ${s.passes}, ${s.seconds} s; sessions ${e.sessionsCreated}: closed ${e.sessionsCompleted}, ` +
+    `reset ${e.sessionsAborted}, faked handshakes ${e.sessionsFakedHandshake}, handshake timeouts ${e.handshakeTimeouts}; ` +
+    `sent ${e.packetsSent} packets, ${e.bytesSent} payload bytes, retransmitted ${e.retransmissions}; ` +
+    `replies ${e.repliesReceived}; capture: ${c.tcpPackets} TCP packets, ${skipped} skipped ` +
+    `(not IPv4 ${c.notIpv4}, not TCP ${c.notTcp}, fragments ${c.fragments}, malformed ${c.malformed}, cut by snaplen ${c.truncatedBySnaplen})`
   );
 }

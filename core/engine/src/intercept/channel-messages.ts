@@ -216,15 +216,6 @@ export function readRouteBody(type: MessageType, buf: Buffer, start: number, end
   return true;
 }
 
-/**
- * Bytes of a REPLY body for a reply at buf[ip, ip+captured): the IP header, the whole TCP
- * header, then min(payload present, wanted) payload bytes. -1 when the headers are not all
- * there. The caller has validated the packet (TcpPacket.decode) before.
- */
-export function replyBodyLength(ipHeaderLength: number, tcpHeaderLength: number, payloadPresent: number, wanted: number): number {
-  return ipHeaderLength + tcpHeaderLength + (payloadPresent < wanted ? payloadPresent : wanted);
-}
-
 /** Printable preview of bytes a peer sent, for "this is not an intercept" messages. */
 export function previewBytes(buf: Buffer, start: number, end: number, max = 40): string {
   const slice = buf.subarray(start, Math.min(end, start + max));

@@ -12,6 +12,20 @@ export class ProtocolLoadError extends Error {
   override name = 'ProtocolLoadError';
 }
 
+/** Built-in protocol names whose package can be found from `from`. */
+export function installedProtocols(from = process.cwd()): string[] {
+  return Object.entries(BUILT_IN_PROTOCOLS)
+    .filter(([, id]) => {
+      try {
+        require.resolve(id, { paths: [from, __dirname] });
+        return true;
+      } catch {
+        return false;
+      }
+    })
+    .map(([name]) => name);
+}
+
 export function isSessionProtocol(value: unknown): value is SessionProtocol {
   const v = value as SessionProtocol | null;
   return !!v && typeof v === 'object' && typeof v.name === 'string' && typeof v.createSession === 'function' &&
@@ -35,11 +49,11 @@ export function loadProtocol(spec: string, from = process.cwd()): SessionProtoco
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'MODULE_NOT_FOUND' && String(e.message).includes(request)) {
       const hint = BUILT_IN_PROTOCOLS[spec]
-        ? `the built-in protocol "${spec}" is not installed`
+        ? `its package ${id} is not installed`
         : isPath
           ? `no such file`
           : `install it with \`npm install ${id}\` or give a path`;
-      throw new ProtocolLoadError(`cannot load protocol "${spec}": ${hint} (built-in: ${Object.keys(BUILT_IN_PROTOCOLS).join(', ')})`);
+      throw new ProtocolLoadError(`cannot load protocol "${spec}": ${hint} (available: ${installedProtocols(from).join(', ')})`);
     }
     throw new ProtocolLoadError(`cannot load protocol "${spec}": loading ${request} failed: ${e.message}`);
   }

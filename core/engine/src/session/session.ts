@@ -26,6 +26,8 @@ const STALE_RETRY_MS = 10;
 const QUIET_MS = 100;
 
 const scratchOptions = new TcpOptions();
+/** Reused for every gate question (protocols must not keep it). */
+const releaseQuery = { onlineServerBytes: 0, targetServerBytes: 0 };
 
 /**
  * One emulated client connection. Sequence numbers come in three spaces:
@@ -163,8 +165,7 @@ export class Session implements WheelEntry {
     if (this.state === SessionState.DONE) return false;
     if (this.state === SessionState.SYN_SENT) return true;
     if (this.state === SessionState.CLOSED) return this.stream.size > 0 || this.hasFin || this.hasRst;
-    if (this.sndUna !== this.sndNxt) return true;
-    if (this.stream.end(this.sndNxt) !== this.sndNxt) return true;
+    if (this.sndUna !== this.sndNxt || this.stream.size > 0) return true;
     if ((this.hasFin && !this.finAcked) || this.hasRst) return true;
     return now - this.lastReplyAt < QUIET_MS;
   }
@@ -296,7 +297,9 @@ export class Session implements WheelEntry {
   private gateOpen(serverBytes: number, now: number): boolean {
     const have = this.targetBytes + this.gateAdjust;
     if (serverBytes <= have) return true;
-    if (this.driver.mayRelease({ onlineServerBytes: serverBytes, targetServerBytes: have })) return true;
+    releaseQuery.onlineServerBytes = serverBytes;
+    releaseQuery.targetServerBytes = have;
+    if (this.driver.mayRelease(releaseQuery)) return true;
     if (!this.gateWaiting) {
       this.gateWaiting = true;
       this.gateAt = now + this.ctx.config.gateIdleMs;
