@@ -43,30 +43,28 @@ export class TimerWheel {
   /** Fires every entry whose deadline is at or before `now`. */
   advance(now: number): void {
     const n = this.slots.length;
-    let steps = 0;
-    while (this.cursorTime <= now && steps <= n) {
+    for (let steps = 0; steps <= n && this.cursorTime <= now; steps++) {
       const slot = this.slotOf(this.cursorTime);
       const set = this.slots[slot];
-      if (set.size > 0) {
-        for (const entry of set) {
-          if (entry.deadline <= now) {
-            set.delete(entry);
-            entry.wheelSlot = -1;
-            entry.onDeadline(now);
-            if (entry.deadline !== Infinity && entry.wheelSlot === -1) this.arm(entry);
-          } else if (this.slotOf(entry.deadline) !== slot) {
-            // Its deadline moved later: re-file it under its own slot.
-            set.delete(entry);
-            entry.wheelSlot = -1;
-            this.arm(entry);
-          }
+      for (const entry of set) {
+        if (entry.deadline <= now) {
+          set.delete(entry);
+          entry.wheelSlot = -1;
+          entry.onDeadline(now);
+          if (entry.deadline !== Infinity && entry.wheelSlot === -1) this.arm(entry);
+        } else if (this.slotOf(entry.deadline) !== slot) {
+          // Its deadline moved later: re-file it under its own slot.
+          set.delete(entry);
+          entry.wheelSlot = -1;
+          this.arm(entry);
         }
       }
+      // A slot whose time span is not over yet is visited again on the next advance.
+      if (this.cursorTime + this.slotMs > now) return;
       this.cursorTime += this.slotMs;
-      steps++;
     }
-    // After a long stall, jump the cursor rather than spinning through empty turns.
-    if (this.cursorTime <= now) this.cursorTime = Math.floor(now / this.slotMs) * this.slotMs + this.slotMs;
+    // After a stall longer than a turn every slot was visited once: continue from now.
+    if (this.cursorTime <= now) this.cursorTime = Math.floor(now / this.slotMs) * this.slotMs;
   }
 
   private slotOf(time: number): number {

@@ -1,0 +1,159 @@
+// Scenario 1: the engine with the network left out. A synthetic capture is read, decoded and fed to a real
+// ReplayEngine whose packets go to an in-process simulated target that answers at once.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+import { DecodeStatus, formatIpv4, ipv4Offset, parseTransfers, PcapReader, ReplayEngine, TcpPacket, TransferTable } from '@tcpcopy/core';
+import type { Figures } from './figures';
+import { SimulatedTarget } from './responder';
+import { packetCount, SERVER_PORT, writeSyntheticCapture, type CaptureShape } from './synthetic-pcap';
+
+const SHAPE: CaptureShape = { connections: 8000, requests: 20, requestBytes: 300, responseBytes: 2000, stepTicks: 12 };
+const TARGET_IP = 0xc633641e; // 198.51.100.30
+const TARGET_PORT = 8080;
+/** How often the engine's timers run, in capture time (the CLI runs them every 2 ms). */
+const TICK_MS = 2;
+/** Timed runs per figure, after one untimed warm-up run; the median is reported. */
+const RUNS = 3;
+
+// Memory figures need a settled heap: expose gc() without requiring `node --expose-gc`.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+function settledMemory(): NodeJS.MemoryUsage {
+  gc();
+  gc();
+  return process.memoryUsage();
+}
+
+const MiB = 1024 * 1024;
+
+export async function engineThroughput(figures: Figures): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpcopy-bench-'));
+  try {
+    const file = path.join(dir, 'synthetic.pcap');
+    const written = writeSyntheticCapture(file, SHAPE);
+    if (written !== packetCount(SHAPE)) throw new Error(`wrote ${written} packets, expected ${packetCount(SHAPE)}`);
+    console.log(
+      `# engine: ${SHAPE.connections} connections x ${SHAPE.requests} requests of ${SHAPE.requestBytes} B ` +
+        `(responses ${SHAPE.responseBytes} B), ${written} packets, ${(fs.statSync(file).size / MiB).toFixed(1)} MiB pcap`,
+    );
+    // Timings are medians of a few runs after a warm-up one (JIT, page cache): a shared 2-core machine is noisy.
+    decodeLoop(file);
+    const decodeSeconds = median(Array.from({ length: RUNS }, () => decodeLoop(file)));
+    figures.add('decode.throughput', written / decodeSeconds, 'packets/s');
+    runEngine(file);
+    const seconds: number[] = [];
+    for (let k = 1; k < RUNS; k++) seconds.push(runEngine(file).seconds);
+    // The last run also gives the memory figures: the baseline then holds what earlier runs left (JIT code).
+    const before = settledMemory();
+    const run = runEngine(file);
+    const after = settledMemory();
+    seconds.push(run.seconds);
+    const perPacket = median(seconds) / written;
+    const st = run.engine.stats;
+    figures.add('engine.throughput', 1 / perPacket, 'captured packets/s');
+    figures.add('engine.time_per_packet', perPacket * 1e9, 'ns');
+    figures.add('engine.captured_packets', st.capturedPackets, 'packets');
+    figures.add('engine.packets_sent', st.packetsSent, 'packets');
+    figures.add('engine.replies', st.repliesReceived, 'packets');
+    figures.add('engine.peak_sessions', run.peakSessions, 'sessions');
+    // What the engine holds with every session finished and forgotten (it is still reachable here).
+    figures.add('engine.heap_growth', (after.heapUsed - before.heapUsed) / MiB, 'MiB');
+    figures.add('engine.rss_growth', (after.rss - before.rss) / MiB, 'MiB');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+/** PcapReader + link offset + TcpPacket.decode, nothing else. Returns the seconds it took. */
+function decodeLoop(file: string): number {
+  const reader = PcapReader.open(file);
+  const view = new TcpPacket();
+  let bad = 0;
+  const t0 = performance.now();
+  try {
+    for (let rec = reader.next(); rec; rec = reader.next()) {
+      const off = ipv4Offset(reader.linkType, rec.data, rec.data.length);
+      if (off < 0 || view.decode(rec.data, off, rec.data.length - off) !== DecodeStatus.OK) bad++;
+    }
+  } finally {
+    reader.close();
+  }
+  if (bad) throw new Error(`${bad} packets of the synthetic capture did not decode`);
+  return (performance.now() - t0) / 1000;
+}
+
+interface EngineRun {
+  engine: ReplayEngine;
+  seconds: number;
+  peakSessions: number;
+}
+
+/** Replays the capture through a fresh engine and checks that everything was replayed and closed. */
+function runEngine(file: string): EngineRun {
+  // The engine runs on capture time (the replay at "infinite" speed): timers fire as the capture says.
+  let clock = 0;
+  const target = new SimulatedTarget(TARGET_IP, TARGET_PORT, SHAPE.requestBytes, SHAPE.responseBytes);
+  const engine = new ReplayEngine({
+    transfers: new TransferTable(parseTransfers(`${SERVER_PORT}-${formatIpv4(TARGET_IP)}:${TARGET_PORT}`)),
+    sink: target,
+    now: () => clock,
+    warn: (m) => console.error(`# engine warning: ${m}`),
+  });
+  target.attach(engine);
+
+  const reader = PcapReader.open(file);
+  const view = new TcpPacket();
+  let firstUs = -1;
+  let nextTick = 0;
+  let peakSessions = 0;
+  let undecoded = 0;
+  const t0 = performance.now();
+  try {
+    for (let rec = reader.next(); rec; rec = reader.next()) {
+      if (firstUs < 0) firstUs = rec.timeUs;
+      clock = 1000 + (rec.timeUs - firstUs) / 1000;
+      const off = ipv4Offset(reader.linkType, rec.data, rec.data.length);
+      if (off < 0 || view.decode(rec.data, off, rec.data.length - off) !== DecodeStatus.OK) {
+        undecoded++;
+        continue;
+      }
+      engine.handleCaptured(view, clock);
+      target.deliver(clock);
+      if (clock >= nextTick) {
+        engine.tick(clock);
+        target.deliver(clock);
+        nextTick = clock + TICK_MS;
+        if (engine.size > peakSessions) peakSessions = engine.size;
+      }
+    }
+  } finally {
+    reader.close();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const st = engine.stats;
+  // Let finished sessions outlive their linger time, so the engine forgets them all. One jump longer than
+  // a turn of the engine's timer wheel (1024 x 5 ms) visits every slot, so every due timer fires.
+  clock += engine.config.lingerMs + 6000;
+  engine.tick(clock);
+  target.deliver(clock);
+
+  const problems: string[] = [];
+  const requests = SHAPE.connections * SHAPE.requests;
+  if (undecoded) problems.push(`${undecoded} packets did not decode`);
+  if (target.requestsAnswered !== requests) problems.push(`the target answered ${target.requestsAnswered} requests, not ${requests}`);
+  if (st.sessionsCompleted !== SHAPE.connections) problems.push(`${st.sessionsCompleted} sessions completed, not ${SHAPE.connections}`);
+  if (st.retransmissions) problems.push(`${st.retransmissions} retransmissions`);
+  if (engine.size !== 0 || target.open !== 0) problems.push(`${engine.size} sessions / ${target.open} target connections left`);
+  if (problems.length) throw new Error(`the engine bench did not replay the capture cleanly: ${problems.join('; ')}\n${JSON.stringify(st)}`);
+
+  return { engine, seconds, peakSessions };
+}
