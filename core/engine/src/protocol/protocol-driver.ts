@@ -1,45 +1,111 @@
-import type { ProtocolContext, ProtocolSession, ReleaseQuery, SessionProtocol } from './session-protocol';
+import {
+  byteCountRelease,
+  type ClientDataInfo,
+  type ConnectInfo,
+  type ProtocolContext,
+  type ProtocolSession,
+  type ReleaseQuery,
+  type SessionProtocol,
+} from './session-protocol';
+
+/** Tag of the client's FIN or RST in mayRelease questions. */
+export const CLOSE_TAG = -1;
+
+/** What the engine lends a protocol session. */
+export interface DriverHost {
+  readonly clientIp: number;
+  readonly clientPort: number;
+  readonly targetIp: number;
+  readonly targetPort: number;
+  readonly sawHandshake: boolean;
+  emit(data: Buffer, tag: number): void;
+  log(message: string): void;
+  fault(hook: string, err: unknown): void;
+}
 
 /**
- * The one place that calls protocol hooks. Optional hooks get their defaults
- * here, and a protocol that throws is isolated to its connection: the error is
- * counted and reported, the connection falls back to the default behaviour.
+ * The one place that calls protocol hooks: defaults for optional hooks live
+ * here, the documented order is kept, and a protocol that throws is isolated
+ * to its connection (counted by the host, which then carries on as raw TCP).
  */
 export class ProtocolDriver {
-  private session: ProtocolSession | null;
+  private session: ProtocolSession | null = null;
   private closed = false;
+  private emitted = false;
 
   constructor(
     protocol: SessionProtocol,
-    ctx: ProtocolContext,
-    private readonly onFault: (hook: string, err: unknown) => void,
+    private readonly host: DriverHost,
   ) {
+    const ctx: ProtocolContext = {
+      clientIp: host.clientIp,
+      clientPort: host.clientPort,
+      targetIp: host.targetIp,
+      targetPort: host.targetPort,
+      sawHandshake: host.sawHandshake,
+      emit: (data: Buffer, tag = 0) => {
+        if (this.closed) return;
+        this.emitted = true;
+        host.emit(data, tag);
+      },
+      log: (message: string) => host.log(message),
+    };
     try {
       this.session = protocol.createSession(ctx);
     } catch (err) {
-      this.session = null;
-      onFault('createSession', err);
+      this.fault('createSession', err);
     }
   }
 
-  mayRelease(query: ReleaseQuery): boolean {
-    if (this.session) {
-      try {
-        return this.session.mayRelease(query);
-      } catch (err) {
-        this.fault('mayRelease', err);
-      }
+  clientData(data: Buffer, info: ClientDataInfo): void {
+    if (this.closed) return;
+    const hook = this.session?.onClientData;
+    if (!hook) {
+      this.host.emit(data, 0);
+      return;
     }
-    return query.targetServerBytes >= query.onlineServerBytes;
+    this.emitted = false;
+    try {
+      hook.call(this.session, data, info);
+    } catch (err) {
+      this.fault('onClientData', err);
+      // Carry on as raw TCP; the bytes of the failed call go as they are unless some were emitted.
+      if (!this.emitted) this.host.emit(data, 0);
+    }
   }
 
-  onTargetData(length: number, data: Buffer): void {
+  /** False when the protocol refuses the connection. */
+  connect(info: ConnectInfo): boolean {
+    if (this.closed) return false;
+    const hook = this.session?.onConnect;
+    if (!hook) return true;
+    try {
+      return hook.call(this.session, info) !== false;
+    } catch (err) {
+      this.fault('onConnect', err);
+      return true;
+    }
+  }
+
+  targetData(data: Buffer, length: number): void {
+    if (this.closed) return;
     const hook = this.session?.onTargetData;
     if (!hook) return;
     try {
-      hook.call(this.session, length, data);
+      hook.call(this.session, data, length);
     } catch (err) {
       this.fault('onTargetData', err);
+    }
+  }
+
+  mayRelease(tag: number, query: ReleaseQuery): boolean {
+    const hook = this.session?.mayRelease;
+    if (!hook || this.closed) return byteCountRelease(query);
+    try {
+      return hook.call(this.session, tag, query) === true;
+    } catch (err) {
+      this.fault('mayRelease', err);
+      return byteCountRelease(query);
     }
   }
 
@@ -57,15 +123,13 @@ export class ProtocolDriver {
 
   private fault(hook: string, err: unknown): void {
     this.session = null;
-    this.onFault(hook, err);
+    this.host.fault(hook, err);
   }
 }
 
-/** The engine's built-in default when no protocol module is given: the raw byte-count rule. */
+/** The engine's built-in default when no protocol module is given: bytes go as captured, released by byte count. */
 export const DEFAULT_PROTOCOL: SessionProtocol = {
   name: 'raw',
   replyPayloadBytes: 0,
-  createSession: () => ({
-    mayRelease: (q: ReleaseQuery) => q.targetServerBytes >= q.onlineServerBytes,
-  }),
+  createSession: () => ({}),
 };

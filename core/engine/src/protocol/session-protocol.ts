@@ -1,25 +1,44 @@
 /**
- * The protocol plug-in point (first version; the full hook set is the subject
- * of its own issue). A protocol is a factory, created once; it creates one
- * ProtocolSession per replayed connection.
+ * The protocol plug-in point. A protocol module exports a SessionProtocol (or a
+ * function that makes one from its options); the engine creates one
+ * ProtocolSession per replayed client connection.
  *
- * Callback order, per connection:
- *   createSession(ctx)
- *   → (onTargetData | mayRelease)*   in packet order, interleaved
- *   → onClose()                       exactly once
+ * Callback order, per client connection (the engine's ProtocolDriver enforces it):
  *
- * The engine itself knows, for every byte the client sent, how many bytes the
- * online server had sent before it (from the client's ACK numbers). A protocol
- * decides with that whether the target has answered enough for the next
- * request to go.
+ *   createSession(ctx)                      once
+ *   onClientData(data, info)*               the client's bytes, in order and without gaps, as the
+ *                                           capture delivers them (also before any connection to
+ *                                           the target exists)
+ *   onConnect(info)                         each time a connection to the target is opened: first
+ *                                           with resumed=false when the client's SYN was captured,
+ *                                           resumed=true when its start was not captured or when
+ *                                           the target dropped the connection with requests left.
+ *                                           It may come before or after the first onClientData.
+ *   onTargetData(data, length)*             target payload on the current connection
+ *   mayRelease(tag, query)*                 before the first byte of each emitted chunk goes
+ *   onClose()                               exactly once, last
+ *
+ * onClientData, onTargetData and mayRelease interleave after onConnect. The
+ * buffers passed in are only valid during the call: copy what you keep.
+ * A hook that throws ends the protocol's part in that connection only: the
+ * error is counted and logged, and the connection continues as raw TCP.
  */
 export interface SessionProtocol {
   /** Short name, as given to `--protocol`. */
   readonly name: string;
-  /** Payload bytes of each target reply that intercept must return (0: headers are enough). */
+  /**
+   * Payload bytes of each target reply that intercept must return besides the
+   * headers: 0 when the headers are enough (byte counting), larger to parse
+   * responses (at most 65000).
+   */
   readonly replyPayloadBytes: number;
   createSession(ctx: ProtocolContext): ProtocolSession;
 }
+
+/** A module may export this instead of a SessionProtocol to take `--protocol-opt key=value` options. */
+export type SessionProtocolFactory = (options: ProtocolOptions) => SessionProtocol;
+
+export type ProtocolOptions = Readonly<Record<string, string>>;
 
 export interface ProtocolContext {
   /** Captured client address and port, and the target they are replayed to (host-order numbers). */
@@ -27,28 +46,65 @@ export interface ProtocolContext {
   readonly clientPort: number;
   readonly targetIp: number;
   readonly targetPort: number;
-  /** False when the connection's start was not captured and a handshake is faked. */
+  /** False when the connection's start was not captured (the handshake is faked). */
   readonly sawHandshake: boolean;
+  /**
+   * Queues bytes for the target, after everything queued before. `tag` is the
+   * protocol's own label for them (a request number, say); mayRelease gets it
+   * back. The engine keeps a reference: do not change `data` afterwards.
+   * Emitting nothing for some client bytes drops them (the rest of the
+   * connection is unaffected: the engine numbers what it sends itself).
+   */
+  emit(data: Buffer, tag?: number): void;
+  /** Reports something about this connection (rate-limited by the engine). */
+  log(message: string): void;
+}
+
+export interface ClientDataInfo {
+  /** Bytes the online server had sent when the client sent this data (from the client's ACK). */
+  readonly onlineServerBytes: number;
+}
+
+export interface ConnectInfo {
+  /** True when the target did not see this connection's start: a mid-stream capture or a reconnect. */
+  readonly resumed: boolean;
 }
 
 export interface ReleaseQuery {
-  /** Bytes the online server had sent when the client sent this data (from its ACK). */
+  /** Bytes the online server had sent when the client sent the chunk's first byte. */
   readonly onlineServerBytes: number;
-  /** Bytes the target has sent on the replayed connection so far, on the same scale. */
+  /** Bytes the target has sent so far (across reconnects, on the same scale). */
   readonly targetServerBytes: number;
 }
 
 export interface ProtocolSession {
   /**
-   * May the next client data go? Called when client data is ready to send and
-   * the target has answered less than the online server had. Returning false
-   * holds the data until the next target reply (or the engine's idle fallback).
+   * Client bytes in order. Default: emit them unchanged (tag 0). A protocol
+   * that frames requests emits each one (rewritten or not) with its tag.
    */
-  mayRelease(query: ReleaseQuery): boolean;
+  onClientData?(data: Buffer, info: ClientDataInfo): void;
   /**
-   * The target sent payload. `data` holds the first bytes intercept returned
-   * (up to replyPayloadBytes; it may be empty) and is only valid during the call.
+   * A connection to the target was opened. Returning false refuses it: the
+   * connection is not replayed (counted). A protocol may emit a prelude here
+   * (a login, say), which goes before anything not yet sent.
    */
-  onTargetData?(length: number, data: Buffer): void;
+  onConnect?(info: ConnectInfo): boolean | void;
+  /**
+   * Target payload: `data` holds the first bytes of it that intercept returned
+   * (up to replyPayloadBytes; it may be shorter than `length`, or empty).
+   */
+  onTargetData?(data: Buffer, length: number): void;
+  /**
+   * May the chunk emitted with `tag` go now? Asked before its first byte is
+   * sent, again after every target reply until it says yes. Default: once the
+   * target has sent as many bytes as the online server had (the raw rule).
+   * If the target stays quiet, the engine's idle fallback releases it anyway.
+   */
+  mayRelease?(tag: number, query: ReleaseQuery): boolean;
   onClose?(): void;
+}
+
+/** The default release rule: the target has answered as much as the online server had. */
+export function byteCountRelease(query: ReleaseQuery): boolean {
+  return query.targetServerBytes >= query.onlineServerBytes;
 }

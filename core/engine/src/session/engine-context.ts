@@ -46,6 +46,8 @@ export class EngineStats {
   sessionsCompleted = 0;
   sessionsAborted = 0;
   sessionsReconstructed = 0;
+  /** Connections the protocol would not resume (e.g. a login it never saw). */
+  sessionsRefused = 0;
   handshakeTimeouts = 0;
   sessionTimeouts = 0;
   idleTimeouts = 0;

@@ -135,7 +135,7 @@ export class ReplayEngine implements EngineContext {
         }
         this.retire(session);
       }
-      session = this.create(srcIp, srcPort, dstIp, dstPort, transfer.targetIp, transfer.targetPort, now);
+      session = this.create(srcIp, srcPort, dstIp, dstPort, transfer.targetIp, transfer.targetPort, true, now);
       if (!session) return;
       session.onCapturedSyn(pkt, now);
       return;
@@ -151,7 +151,7 @@ export class ReplayEngine implements EngineContext {
         return;
       }
       if (session) this.retire(session);
-      session = this.create(srcIp, srcPort, dstIp, dstPort, transfer.targetIp, transfer.targetPort, now);
+      session = this.create(srcIp, srcPort, dstIp, dstPort, transfer.targetIp, transfer.targetPort, false, now);
       if (!session) return;
     }
     session.onCaptured(pkt, now);
@@ -159,7 +159,7 @@ export class ReplayEngine implements EngineContext {
 
   /** Data after a finished session's end belongs to a new use of the same ports (capture mid-stream). */
   private isNewData(session: Session, pkt: TcpPacket): boolean {
-    return ((pkt.seq - session.sndNxt) | 0) > 0;
+    return ((pkt.seq - session.capturedUpTo) | 0) > 0;
   }
 
   /**
@@ -232,6 +232,7 @@ export class ReplayEngine implements EngineContext {
     dstPort: number,
     targetIp: number,
     targetPort: number,
+    sawSyn: boolean,
     now: number,
   ): Session | undefined {
     const outIp = this.clients.map(srcIp);
@@ -245,7 +246,7 @@ export class ReplayEngine implements EngineContext {
       this.stats.portCollisionsAvoided++;
       outPort = shiftPort(outPort, 1);
     }
-    const s = new Session(this, srcIp, srcPort, dstIp, dstPort, outIp, outPort, targetIp, targetPort, this.pass, now);
+    const s = new Session(this, srcIp, srcPort, dstIp, dstPort, outIp, outPort, targetIp, targetPort, this.pass, sawSyn, now);
     const ck = bucketKey(srcIp, srcPort);
     s.nextInBucket = this.byClient.get(ck) ?? null;
     this.byClient.set(ck, s);

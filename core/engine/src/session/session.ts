@@ -1,11 +1,11 @@
-import { sumBytes } from '../decode/checksum';
-import { seqAdd, seqDiff, seqGt, seqGte, seqLte } from '../decode/seq';
+import { seqAdd, seqDiff, seqGte } from '../decode/seq';
 import { TcpOptions } from '../decode/tcp-options';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpPacket } from '../decode/tcp-packet';
 import type { Route } from '../intercept/route-registry';
-import { ProtocolDriver } from '../protocol/protocol-driver';
+import { CLOSE_TAG, ProtocolDriver } from '../protocol/protocol-driver';
 import { ClientStream } from './client-stream';
 import type { EngineContext } from './engine-context';
+import { chunkSum, OutQueue } from './out-queue';
 import type { WheelEntry } from './timer-wheel';
 
 export enum SessionState {
@@ -26,14 +26,17 @@ const STALE_RETRY_MS = 10;
 const QUIET_MS = 100;
 
 const scratchOptions = new TcpOptions();
-/** Reused for every gate question (protocols must not keep it). */
+/** Reused for every release question (protocols must not keep it). */
 const releaseQuery = { onlineServerBytes: 0, targetServerBytes: 0 };
 
 /**
- * One emulated client connection. Sequence numbers come in three spaces:
- * "capture" (the client's own numbers, as captured), "out" (capture + shift,
- * what the target sees; the shift makes every replay start from a fresh ISN),
- * and the target's own space (for the ACKs we send).
+ * One emulated client connection, in three stages:
+ *  - capture: the client's segments, reordered and de-duplicated in the
+ *    capture's sequence space, handed to the protocol in order;
+ *  - out queue: what the protocol emitted for the target, numbered by stream
+ *    position (so a rewrite may change lengths);
+ *  - connection: a TCP connection to the target with its own ISN; positions
+ *    map to its sequence numbers, and a reconnect starts a new mapping.
  */
 export class Session implements WheelEntry {
   deadline = Infinity;
@@ -46,40 +49,52 @@ export class Session implements WheelEntry {
   readonly route: Route;
   private routed = false;
 
-  /** Whether the client's SYN was captured (else the handshake is faked). */
-  sawSyn = false;
-  /** ISN in capture space: the captured SYN's, or one before the first byte we replay. */
+  // ---- capture side (capture sequence space)
+  /** The client's SYN sequence number, when it was captured. */
   capIsn = 0;
   private synMss = -1;
-  /** out = capture + shift (mod 2^32). */
-  private shift = 0;
-
-  readonly stream = new ClientStream();
-  /** Oldest byte (capture space) the target has not acknowledged. */
-  sndUna = 0;
-  /** Next byte (capture space) to send. */
-  sndNxt = 0;
+  private readonly captured = new ClientStream();
+  /** Next capture sequence number to hand to the protocol. */
+  private deliveredSeq = 0;
   private haveSeq = false;
-
-  /** The client's FIN: its sequence number (capture space) and what the client had received then. */
-  private finSeq = 0;
-  private hasFin = false;
-  private finServerBytes = 0;
-  private finSent = false;
-  private finAcked = false;
-  private hasRst = false;
-  private rstServerBytes = 0;
-
-  /** Online ACK value that stands for "no server byte received yet". */
+  /** Bytes the online server had sent, per the client's ACKs: zero at `ackBase`. */
   private ackBase = 0;
   private haveAckBase = false;
+  private hasFin = false;
+  private finSeq = 0;
+  private finServerBytes = 0;
+  private finDelivered = false;
+  private hasRst = false;
+  private rstServerBytes = 0;
+  private readonly driver: ProtocolDriver;
 
+  // ---- out queue (stream positions)
+  readonly out = new OutQueue();
+  /** Oldest position the target has not acknowledged. */
+  sndUna = 0;
+  /** Next position to send (a sent FIN counts as one position). */
+  sndNxt = 0;
+  private finSent = false;
+  private finAcked = false;
+  private finPos = 0;
+  /** Emits during onConnect go before anything unsent: gathered here, then inserted. */
+  private prelude: Array<{ data: Buffer; tag: number; serverBytes: number }> | null = null;
+  /** serverBytes given to bytes emitted now (those of the client data being handled). */
+  private currentServerBytes = 0;
+  private currentData: Buffer | null = null;
+  private currentSum = -1;
+
+  // ---- connection to the target
+  private isn = 0;
+  /** Stream position of the first byte after our SYN on this connection. */
+  private basePos = 0;
+  private connections = 0;
   private targetIsn = 0;
   /** Next target byte expected: the ACK we send. */
   private rcvNxt = 0;
-  /** Payload bytes received from the target on this connection. */
+  /** Bytes received from the target on all connections, its FINs counted as one (like the client's ACKs). */
   private targetBytes = 0;
-  /** Added to targetBytes when comparing with online byte counts (after fallbacks and reconnects). */
+  /** Added to targetBytes when comparing with online byte counts (after idle fallbacks). */
   private gateAdjust = 0;
   private targetFin = false;
   /** The target reset the connection; the client side may still have more to say. */
@@ -102,12 +117,12 @@ export class Session implements WheelEntry {
   private rtoAt = Infinity;
   private gateAt = Infinity;
   private gateWaiting = false;
+  /** The idle fallback let the client's FIN/RST go although the protocol still held it. */
+  private closeForced = false;
   private lingerAt = Infinity;
   private finWaitAt = Infinity;
   private lastReplyAt: number;
   private lastActivityAt: number;
-  /** Created at the first handshake, when it is known whether the connection's start was captured. */
-  private driver!: ProtocolDriver;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -120,6 +135,8 @@ export class Session implements WheelEntry {
     targetIp: number,
     targetPort: number,
     readonly pass: number,
+    /** Whether the client's SYN was captured (else the handshake is faked). */
+    readonly sawSyn: boolean,
     now: number,
   ) {
     this.route = {
@@ -132,23 +149,19 @@ export class Session implements WheelEntry {
     this.ipId = (Math.random() * 65536) | 0;
     this.lastReplyAt = now;
     this.lastActivityAt = now;
-  }
-
-  private newDriver(): ProtocolDriver {
-    return new ProtocolDriver(
-      this.ctx.protocol,
-      {
-        clientIp: this.clientIp,
-        clientPort: this.clientPort,
-        targetIp: this.route.targetIp,
-        targetPort: this.route.targetPort,
-        sawHandshake: this.sawSyn,
+    this.driver = new ProtocolDriver(ctx.protocol, {
+      clientIp,
+      clientPort,
+      targetIp,
+      targetPort,
+      sawHandshake: sawSyn,
+      emit: (data, tag) => this.emitOut(data, tag),
+      log: (message) => ctx.warn(`${ctx.protocol.name} ${this.describe()}: ${message}`),
+      fault: (hook, err) => {
+        ctx.stats.protocolFaults++;
+        ctx.warn(`protocol ${ctx.protocol.name} failed in ${hook} (connection ${this.describe()}), going on as raw TCP: ${(err as Error)?.message ?? err}`);
       },
-      (hook, err) => {
-        this.ctx.stats.protocolFaults++;
-        this.ctx.warn(`protocol ${this.ctx.protocol.name} failed in ${hook} (connection ${this.describe()}): ${(err as Error)?.message ?? err}`);
-      },
-    );
+    });
   }
 
   describe(): string {
@@ -160,13 +173,18 @@ export class Session implements WheelEntry {
     return this.state === SessionState.DONE;
   }
 
+  /** Next capture sequence number this session expects from the client. */
+  get capturedUpTo(): number {
+    return this.deliveredSeq;
+  }
+
   /** True while the session owes the target data or awaits its answer. */
   busy(now: number): boolean {
     if (this.state === SessionState.DONE) return false;
     if (this.state === SessionState.SYN_SENT) return true;
-    if (this.state === SessionState.CLOSED) return this.stream.size > 0 || this.hasFin || this.hasRst;
-    if (this.sndUna !== this.sndNxt || this.stream.size > 0) return true;
-    if ((this.hasFin && !this.finAcked) || this.hasRst) return true;
+    if (this.state === SessionState.CLOSED) return this.out.size > 0 || this.hasFin || this.hasRst;
+    if (this.sndUna !== this.sndNxt || this.sndNxt < this.out.endPos) return true;
+    if ((this.finDelivered && !this.finAcked && !this.targetReset) || this.hasRst) return true;
     return now - this.lastReplyAt < QUIET_MS;
   }
 
@@ -174,9 +192,8 @@ export class Session implements WheelEntry {
 
   /** The client's SYN was captured: the connection is replayed from its start. */
   onCapturedSyn(pkt: TcpPacket, now: number): void {
-    this.sawSyn = true;
     this.capIsn = pkt.seq;
-    this.sndUna = this.sndNxt = seqAdd(pkt.seq, 1);
+    this.deliveredSeq = seqAdd(pkt.seq, 1);
     this.haveSeq = true;
     scratchOptions.parse(pkt.buf, pkt.tcp + 20, pkt.payload);
     this.synMss = scratchOptions.mss;
@@ -189,36 +206,34 @@ export class Session implements WheelEntry {
     this.lastActivityAt = now;
     const flags = pkt.flags;
     const len = pkt.payloadLength;
-    if (flags & TCP_ACK) {
-      if (!this.haveAckBase) {
-        // The handshake's ACK (or, mid-stream, the first packet) marks zero server bytes received.
-        this.ackBase = pkt.ack;
-        this.haveAckBase = true;
-      }
+    if (flags & TCP_ACK && !this.haveAckBase) {
+      // The handshake's ACK (or, mid-stream, the first packet) marks zero server bytes received.
+      this.ackBase = pkt.ack;
+      this.haveAckBase = true;
     }
     const serverBytes = this.serverBytesAt(pkt);
     if (!this.haveSeq) {
-      this.sndUna = this.sndNxt = pkt.seq;
-      this.capIsn = seqAdd(pkt.seq, -1);
+      this.deliveredSeq = pkt.seq;
       this.haveSeq = true;
     }
-    let added = false;
-    if (len > 0) {
-      added = this.stream.add(this.sndNxt, pkt.seq, pkt.buf, pkt.payload, len, serverBytes);
-      if (!added) this.ctx.stats.capturedDuplicates++;
+    if (len > 0 && !this.captured.add(this.deliveredSeq, pkt.seq, pkt.buf, pkt.payload, len, serverBytes)) {
+      this.ctx.stats.capturedDuplicates++;
     }
     if (flags & TCP_FIN && !this.hasFin) {
       this.hasFin = true;
       this.finSeq = seqAdd(pkt.seq, len);
       this.finServerBytes = serverBytes;
-      added = true;
     }
     if (flags & TCP_RST && !this.hasRst) {
       this.hasRst = true;
       this.rstServerBytes = serverBytes;
-      added = true;
     }
-    if (added) this.pump(now);
+    this.deliver();
+    if (this.state === SessionState.CLOSED) {
+      if (this.out.size > 0 || this.finDelivered || this.hasRst) this.beginFaked(now);
+      return;
+    }
+    this.pump(now);
   }
 
   private serverBytesAt(pkt: TcpPacket): number {
@@ -227,17 +242,75 @@ export class Session implements WheelEntry {
     return d > 0 ? d : 0;
   }
 
+  /** Hands the contiguous captured bytes to the protocol. */
+  private deliver(): void {
+    while (this.captured.size > 0) {
+      const seg = this.captured.at(0);
+      const off = seqDiff(seg.seq, this.deliveredSeq);
+      if (off < 0) break; // a hole: wait for the client's retransmission
+      if (off < seg.length) {
+        const data = off === 0 ? seg.data : seg.data.subarray(off);
+        this.currentServerBytes = seg.serverBytes;
+        this.currentData = data;
+        this.currentSum = off === 0 ? seg.sum : -1;
+        this.driver.clientData(data, { onlineServerBytes: seg.serverBytes });
+        this.currentData = null;
+        this.deliveredSeq = seqAdd(seg.seq, seg.length);
+      }
+      this.captured.release(this.deliveredSeq);
+    }
+    if (this.hasFin && !this.finDelivered && this.deliveredSeq === this.finSeq) this.finDelivered = true;
+  }
+
+  /** The protocol emitted bytes for the target. */
+  private emitOut(data: Buffer, tag: number): void {
+    if (this.prelude) {
+      this.prelude.push({ data, tag, serverBytes: this.currentServerBytes });
+      return;
+    }
+    this.out.push(data, tag, this.currentServerBytes, data === this.currentData ? this.currentSum : -1);
+  }
+
   // ---- sending -------------------------------------------------------------------
 
+  /** Position → sequence number on the current connection. */
+  private seqOf(pos: number): number {
+    return (this.isn + 1 + (pos - this.basePos)) >>> 0;
+  }
+
+  /** Sequence number acknowledged by the target → position (may be out of range). */
+  private posOf(ack: number): number {
+    return this.basePos + seqDiff((this.isn + 1) >>> 0, ack);
+  }
+
+  /** A connection whose start was not captured: fake the handshake. */
+  private beginFaked(now: number): void {
+    if (this.ctx.config.onlyFullSessions && !this.sawSyn) return;
+    if (!this.sawSyn && this.connections === 0) this.ctx.stats.sessionsFakedHandshake++;
+    this.startHandshake(now);
+  }
+
   private startHandshake(now: number): void {
-    if (!this.haveSeq) return;
+    // The protocol may refuse the connection, or put a prelude before what is still unsent.
+    this.prelude = [];
+    const accepted = this.driver.connect({ resumed: !this.sawSyn || this.connections > 0 });
+    const prelude = this.prelude;
+    this.prelude = null;
+    if (!accepted) {
+      this.ctx.stats.sessionsRefused++;
+      this.finish(now, true);
+      return;
+    }
+    this.out.insertAt(this.sndUna, prelude);
     if (!this.routed) {
       this.ctx.routes.add(this.route);
       this.routed = true;
     }
-    // One protocol session per connection to the target (a reconnect closes the old one first).
-    this.driver = this.newDriver();
-    this.shift = (this.ctx.isnClock(now) - this.capIsn) >>> 0;
+    this.connections++;
+    this.isn = this.ctx.isnClock(now);
+    this.basePos = this.sndUna;
+    this.sndNxt = this.sndUna;
+    this.finSent = false;
     this.state = SessionState.SYN_SENT;
     this.handshakeStartedAt = now;
     this.rto = INITIAL_RTO_MS;
@@ -245,8 +318,8 @@ export class Session implements WheelEntry {
   }
 
   private sendSyn(now: number): void {
-    const s = this.prepare(TCP_SYN, this.capIsn, 0, now);
-    s.ack = 0;
+    const s = this.prepare(TCP_SYN, 0, now);
+    s.seq = this.isn;
     s.mss = this.synMss > 0 ? this.synMss : this.ctx.config.mss;
     s.timestamps = true;
     s.tsEcr = 0;
@@ -256,14 +329,14 @@ export class Session implements WheelEntry {
     this.rearm();
   }
 
-  private prepare(flags: number, capSeq: number, ack: number, now: number) {
+  private prepare(flags: number, ack: number, now: number) {
     const s = this.ctx.spec;
     s.srcIp = this.route.clientIp;
     s.srcPort = this.route.clientPort;
     s.dstIp = this.route.targetIp;
     s.dstPort = this.route.targetPort;
     s.ipId = this.ipId = (this.ipId + 1) & 0xffff;
-    s.seq = (capSeq + this.shift) >>> 0;
+    s.seq = this.seqOf(this.sndNxt);
     s.ack = ack;
     s.flags = flags;
     s.timestamps = this.timestamps;
@@ -281,10 +354,25 @@ export class Session implements WheelEntry {
     this.ctx.stats.bytesSent += this.ctx.spec.payloadLength;
   }
 
-  private sendControl(flags: number, capSeq: number, now: number): void {
-    this.prepare(flags, capSeq, this.rcvNxt, now);
+  /** A segment without data at position `pos`. */
+  private sendControl(flags: number, pos: number, now: number): void {
+    const s = this.prepare(flags, this.rcvNxt, now);
+    s.seq = this.seqOf(pos);
     this.emit();
     if (flags & TCP_ACK) this.ackPending = false;
+  }
+
+  private sendData(pos: number, len: number, fin: boolean, now: number): void {
+    const c = this.out.chunkAt(pos)!;
+    const off = pos - c.pos;
+    const s = this.prepare(TCP_ACK | TCP_PSH | (fin ? TCP_FIN : 0), this.rcvNxt, now);
+    s.seq = this.seqOf(pos);
+    s.payload = c.data;
+    s.payloadOffset = off;
+    s.payloadLength = len;
+    s.payloadSum = chunkSum(c, off, len);
+    this.emit();
+    this.ackPending = false;
   }
 
   /** Largest payload per packet: the target's MSS, bounded by our MTU. */
@@ -293,13 +381,11 @@ export class Session implements WheelEntry {
     return Math.max(1, Math.min(this.targetMss, byMtu));
   }
 
-  /** Client data may go once the target has sent at least what the online server had (the protocol may decide otherwise). */
-  private gateOpen(serverBytes: number, now: number): boolean {
-    const have = this.targetBytes + this.gateAdjust;
-    if (serverBytes <= have) return true;
+  /** Asks the protocol whether data labelled `tag` may go; arms the idle fallback when not. */
+  private released(tag: number, serverBytes: number, now: number): boolean {
     releaseQuery.onlineServerBytes = serverBytes;
-    releaseQuery.targetServerBytes = have;
-    if (this.driver.mayRelease(releaseQuery)) return true;
+    releaseQuery.targetServerBytes = this.targetBytes + this.gateAdjust;
+    if (this.driver.mayRelease(tag, releaseQuery)) return true;
     if (!this.gateWaiting) {
       this.gateWaiting = true;
       this.gateAt = now + this.ctx.config.gateIdleMs;
@@ -310,51 +396,44 @@ export class Session implements WheelEntry {
 
   /** Sends whatever the target may take now. */
   pump(now: number): void {
-    if (this.state === SessionState.CLOSED) {
-      if (this.stream.size > 0 || this.hasFin) this.beginFaked(now);
-      return;
-    }
     if (this.state !== SessionState.ESTABLISHED) return;
-    // Held segments are exactly the data the target has not acknowledged yet.
-    if ((this.targetFin || this.targetReset) && this.stream.size > 0) {
-      // The target closed while requests remain: reconnect and go on with them.
+    // Unacknowledged bytes with the target gone: a new connection carries them.
+    if ((this.targetFin || this.targetReset) && this.out.endPos > this.sndUna) {
       this.reconnect(now, !this.targetReset);
       return;
     }
     if (this.targetReset) {
       // Nothing to send on a reset connection; once the client closes too, we are done.
-      if (this.hasFin || this.hasRst) this.finish(now, false);
+      if (this.finDelivered || this.hasRst) this.finish(now, false);
       return;
     }
     const mss = this.segmentSize();
     let sent = false;
-    for (let guard = 0; guard < 1_000_000; guard++) {
-      const idx = this.stream.find(this.sndNxt);
-      if (idx < 0) break;
-      const seg = this.stream.at(idx);
-      if (seqGt(seg.seq, this.sndNxt)) break; // a hole in the capture: wait for the client's retransmission
-      if (!this.gateOpen(seg.serverBytes, now)) break;
-      const off = seqDiff(seg.seq, this.sndNxt);
-      const inFlight = seqDiff(this.sndUna, this.sndNxt);
-      let len = Math.min(seg.length - off, mss);
+    while (this.sndNxt < this.out.endPos && !this.finSent) {
+      const c = this.out.chunkAt(this.sndNxt)!;
+      if (!c.released) {
+        if (!this.released(c.tag, c.serverBytes, now)) break;
+        c.released = true;
+      }
+      const inFlight = this.sndNxt - this.sndUna;
+      let len = Math.min(c.pos + c.data.length - this.sndNxt, mss);
       if (inFlight + len > this.peerWindow) {
         len = this.peerWindow - inFlight;
         if (len <= 0 || (len < mss && inFlight > 0)) break; // wait for the window to open
       }
-      const end = seqAdd(this.sndNxt, len);
-      const withFin = this.hasFin && !this.finSent && end === this.finSeq && off + len === seg.length &&
-        this.stream.size === idx + 1 && this.gateOpenQuiet(this.finServerBytes);
-      this.sendData(seg.data, off, len, off === 0 && len === seg.length ? seg.sum : -1, this.sndNxt, withFin, now);
+      const end = this.sndNxt + len;
+      const withFin = end === this.out.endPos && this.finDelivered && this.releasedQuietly(CLOSE_TAG, this.finServerBytes);
+      this.sendData(this.sndNxt, len, withFin, now);
       this.sndNxt = end;
       if (withFin) this.markFinSent();
       sent = true;
     }
-    if (!sent && this.sndNxt === this.stream.end(this.sndNxt)) {
-      if (this.hasFin && !this.finSent && this.sndNxt === this.finSeq && this.gateOpen(this.finServerBytes, now)) {
+    if (this.sndNxt === this.out.endPos && !this.finSent) {
+      if (this.finDelivered && (this.closeForced || this.released(CLOSE_TAG, this.finServerBytes, now))) {
         this.sendControl(TCP_FIN | TCP_ACK, this.sndNxt, now);
         this.markFinSent();
         sent = true;
-      } else if (this.hasRst && this.gateOpen(this.rstServerBytes, now)) {
+      } else if (this.hasRst && !this.finDelivered && (this.closeForced || this.released(CLOSE_TAG, this.rstServerBytes, now))) {
         this.sendControl(TCP_RST | TCP_ACK, this.sndNxt, now);
         this.finish(now, true);
         return;
@@ -369,23 +448,17 @@ export class Session implements WheelEntry {
     }
   }
 
-  private gateOpenQuiet(serverBytes: number): boolean {
-    return serverBytes <= this.targetBytes + this.gateAdjust;
+  /** As released(), without arming the fallback: for a FIN that may ride on the last data segment. */
+  private releasedQuietly(tag: number, serverBytes: number): boolean {
+    releaseQuery.onlineServerBytes = serverBytes;
+    releaseQuery.targetServerBytes = this.targetBytes + this.gateAdjust;
+    return this.driver.mayRelease(tag, releaseQuery);
   }
 
   private markFinSent(): void {
     this.finSent = true;
-    this.sndNxt = seqAdd(this.finSeq, 1);
-  }
-
-  private sendData(data: Buffer, off: number, len: number, sum: number, capSeq: number, fin: boolean, now: number): void {
-    const s = this.prepare(TCP_ACK | TCP_PSH | (fin ? TCP_FIN : 0), capSeq, this.rcvNxt, now);
-    s.payload = data;
-    s.payloadOffset = off;
-    s.payloadLength = len;
-    s.payloadSum = sum >= 0 ? sum : sumBytes(data, off, off + len);
-    this.emit();
-    this.ackPending = false;
+    this.finPos = this.out.endPos;
+    this.sndNxt = this.finPos + 1;
   }
 
   /** Resends the oldest unacknowledged segment (one per trigger, as TCP does). */
@@ -396,49 +469,31 @@ export class Session implements WheelEntry {
     }
     if (this.sndUna === this.sndNxt) return;
     this.ctx.stats.retransmissions++;
-    if (this.finSent && this.sndUna === this.finSeq) {
-      this.sendControl(TCP_FIN | TCP_ACK, this.finSeq, now);
+    if (this.finSent && this.sndUna === this.finPos) {
+      this.sendControl(TCP_FIN | TCP_ACK, this.finPos, now);
       return;
     }
-    const idx = this.stream.find(this.sndUna);
-    if (idx < 0) return;
-    const seg = this.stream.at(idx);
-    const off = Math.max(0, seqDiff(seg.seq, this.sndUna));
-    const capSeq = seqAdd(seg.seq, off);
-    const len = Math.min(seg.length - off, this.segmentSize(), Math.max(1, seqDiff(capSeq, this.sndNxt)));
-    const end = seqAdd(capSeq, len);
-    const fin = this.finSent && end === this.finSeq;
-    this.sendData(seg.data, off, len, off === 0 && len === seg.length ? seg.sum : -1, capSeq, fin, now);
-  }
-
-  /** A connection whose start was not captured: fake the handshake from the first byte we have. */
-  private beginFaked(now: number): void {
-    if (this.ctx.config.onlyFullSessions && !this.sawSyn) return;
-    if (!this.sawSyn) this.ctx.stats.sessionsFakedHandshake++;
-    this.capIsn = seqAdd(this.sndNxt, -1);
-    this.startHandshake(now);
+    const c = this.out.chunkAt(this.sndUna);
+    if (!c) return;
+    const dataEnd = this.finSent ? this.finPos : this.sndNxt;
+    const len = Math.min(c.pos + c.data.length - this.sndUna, this.segmentSize(), dataEnd - this.sndUna);
+    const fin = this.finSent && this.sndUna + len === this.finPos;
+    this.sendData(this.sndUna, len, fin, now);
   }
 
   /**
-   * The target went away (FIN or RST) while requests remain: a new connection
-   * carries the rest, from the first byte the target did not acknowledge.
+   * The target went away (FIN or RST) while bytes remain unacknowledged: a new
+   * connection carries them, from the first byte the target did not acknowledge.
    */
   private reconnect(now: number, resetOld: boolean): void {
     this.ctx.stats.sessionsReconstructed++;
     if (resetOld) this.sendControl(TCP_RST | TCP_ACK, this.sndNxt, now);
-    // Keep the server-byte scale continuous across connections.
-    this.gateAdjust += this.targetBytes;
-    this.targetBytes = 0;
     this.targetFin = false;
     this.targetReset = false;
     this.timestamps = false;
     this.tsRecent = 0;
     this.dupAcks = 0;
     this.lastAckSeen = -1;
-    this.sndNxt = this.sndUna;
-    this.finSent = false;
-    this.capIsn = seqAdd(this.sndUna, -1);
-    this.driver.close();
     this.startHandshake(now);
   }
 
@@ -455,9 +510,7 @@ export class Session implements WheelEntry {
     if (this.state === SessionState.CLOSED) return;
     if (this.state === SessionState.DONE) {
       // Our final ACK was lost: the target repeats its FIN. Answer as TIME_WAIT would.
-      if (flags & TCP_FIN && !(flags & TCP_RST) && this.closedCleanly) {
-        this.sendControl(TCP_ACK, this.sndNxt, now);
-      }
+      if (flags & TCP_FIN && !(flags & TCP_RST) && this.closedCleanly) this.sendControl(TCP_ACK, this.sndNxt, now);
       return;
     }
     if (this.state === SessionState.SYN_SENT) {
@@ -481,14 +534,14 @@ export class Session implements WheelEntry {
 
     // What the target acknowledges of ours.
     if (flags & TCP_ACK) {
-      const acked = (pkt.ack - this.shift) >>> 0;
-      if (seqGt(acked, this.sndUna) && seqLte(acked, this.sndNxt)) {
+      const acked = this.posOf(pkt.ack);
+      if (acked > this.sndUna && acked <= this.sndNxt) {
         this.sndUna = acked;
-        this.stream.release(acked);
+        this.out.release(acked);
         this.dupAcks = 0;
         this.rto = Math.max(MIN_RTO_MS, Math.min(this.rto, INITIAL_RTO_MS));
         this.rtoAt = this.sndUna === this.sndNxt ? Infinity : now + this.rto;
-        if (this.finSent && seqGt(acked, this.finSeq)) this.finAcked = true;
+        if (this.finSent && acked > this.finPos) this.finAcked = true;
       } else if (acked === this.sndUna && payloadLength === 0 && !(flags & TCP_FIN) && this.sndUna !== this.sndNxt && pkt.ack === this.lastAckSeen) {
         if (++this.dupAcks === 3) {
           this.ctx.stats.fastRetransmissions++;
@@ -502,10 +555,11 @@ export class Session implements WheelEntry {
     // so a reply intercept missed never stalls the target.
     if (payloadLength > 0) {
       const end = seqAdd(pkt.seq, payloadLength);
-      if (seqGt(end, this.rcvNxt)) {
-        this.targetBytes += seqDiff(this.rcvNxt, end);
+      const fresh = seqDiff(this.rcvNxt, end);
+      if (fresh > 0) {
+        this.targetBytes += fresh;
         this.rcvNxt = end;
-        this.driver.onTargetData(payloadLength, data);
+        this.driver.targetData(data, payloadLength);
       }
       this.ctx.markAckPending(this);
     }
@@ -514,8 +568,7 @@ export class Session implements WheelEntry {
       if (!this.targetFin && seqGte(finSeq, this.rcvNxt)) {
         this.rcvNxt = seqAdd(finSeq, 1);
         this.targetFin = true;
-        // The client's ACK numbers count the server's FIN too: keep both scales alike.
-        this.targetBytes += 1;
+        this.targetBytes += 1; // the client's ACK numbers count the server's FIN too
       }
       this.ctx.markAckPending(this);
     }
@@ -526,7 +579,7 @@ export class Session implements WheelEntry {
 
   private onReplyWhileConnecting(pkt: TcpPacket, flags: number, now: number): void {
     const synAck = TCP_SYN | TCP_ACK;
-    if ((flags & synAck) === synAck && pkt.ack === ((this.capIsn + 1 + this.shift) >>> 0)) {
+    if ((flags & synAck) === synAck && pkt.ack === ((this.isn + 1) >>> 0)) {
       this.targetIsn = pkt.seq;
       this.rcvNxt = seqAdd(pkt.seq, 1);
       scratchOptions.parse(pkt.buf, pkt.tcp + 20, pkt.payload);
@@ -543,7 +596,7 @@ export class Session implements WheelEntry {
       this.ackPending = true;
       this.pump(now);
       // Nothing to send yet: the handshake still needs its ACK now.
-      if (this.ackPending) this.sendControl(TCP_ACK, this.sndNxt, now);
+      if (this.ackPending && this.state === SessionState.ESTABLISHED) this.sendControl(TCP_ACK, this.sndNxt, now);
       this.rearm();
       return;
     }
@@ -557,7 +610,7 @@ export class Session implements WheelEntry {
       // The target still holds an older connection on these ports (e.g. TIME_WAIT it would not recycle):
       // reset that one, then send the SYN again.
       this.ctx.stats.staleConnectionResets++;
-      const s = this.prepare(TCP_RST, 0, 0, now);
+      const s = this.prepare(TCP_RST, 0, now);
       s.seq = pkt.ack;
       s.timestamps = false;
       this.emit();
@@ -567,11 +620,11 @@ export class Session implements WheelEntry {
   }
 
   /**
-   * The target reset the connection. With client data left we reconnect; if the
+   * The target reset the connection. With bytes left we reconnect; if the
    * client has not closed yet, more may still be captured, so the session waits.
    */
   private onTargetReset(now: number): void {
-    if (this.hasRst || (this.hasFin && this.stream.size === 0)) {
+    if (this.hasRst || (this.finDelivered && this.out.endPos <= this.sndUna)) {
       this.finish(now, !this.finSent);
       return;
     }
@@ -612,8 +665,9 @@ export class Session implements WheelEntry {
     this.state = SessionState.DONE;
     if (aborted) this.ctx.stats.sessionsAborted++;
     else this.ctx.stats.sessionsCompleted++;
-    this.driver?.close();
-    this.stream.clear();
+    this.driver.close();
+    this.captured.clear();
+    this.out.clear();
     this.rtoAt = this.gateAt = this.finWaitAt = Infinity;
     this.lingerAt = now + this.ctx.config.lingerMs;
     this.rearm();
@@ -623,7 +677,8 @@ export class Session implements WheelEntry {
   abort(now: number): void {
     if (this.state === SessionState.ESTABLISHED && !this.targetReset) this.sendControl(TCP_RST | TCP_ACK, this.sndNxt, now);
     else if (this.state === SessionState.SYN_SENT) {
-      this.prepare(TCP_RST, seqAdd(this.capIsn, 1), 0, now);
+      const s = this.prepare(TCP_RST, 0, now);
+      s.seq = seqAdd(this.isn, 1);
       this.emit();
     }
     this.finish(now, true);
@@ -637,14 +692,17 @@ export class Session implements WheelEntry {
 
   // ---- timers ----------------------------------------------------------------------
 
+  private waitingForTarget(): boolean {
+    return this.state === SessionState.SYN_SENT || this.sndUna !== this.sndNxt || this.gateWaiting;
+  }
+
   private rearm(): void {
     const cfg = this.ctx.config;
     let d = Math.min(this.rtoAt, this.gateAt, this.lingerAt, this.finWaitAt);
     if (this.state !== SessionState.DONE) {
-      const waiting = this.state === SessionState.SYN_SENT || this.sndUna !== this.sndNxt || this.gateWaiting;
       d = Math.min(
         d,
-        waiting ? this.lastReplyAt + cfg.sessionTimeoutMs : this.lastActivityAt + cfg.keepaliveTimeoutMs,
+        this.waitingForTarget() ? this.lastReplyAt + cfg.sessionTimeoutMs : this.lastActivityAt + cfg.keepaliveTimeoutMs,
         this.state === SessionState.SYN_SENT ? this.handshakeStartedAt + cfg.handshakeTimeoutMs : Infinity,
       );
     }
@@ -670,7 +728,7 @@ export class Session implements WheelEntry {
       this.abort(now);
       return;
     }
-    const waiting = this.state === SessionState.SYN_SENT || this.sndUna !== this.sndNxt || this.gateWaiting;
+    const waiting = this.waitingForTarget();
     if (waiting && now >= this.lastReplyAt + cfg.sessionTimeoutMs) {
       this.ctx.stats.sessionTimeouts++;
       this.abort(now);
@@ -698,29 +756,27 @@ export class Session implements WheelEntry {
     }
     if (now >= this.gateAt) {
       this.gateAt = Infinity;
-      if (this.gateWaiting) {
-        const quietSince = Math.max(this.lastReplyAt, this.lastActivityAt);
-        if (this.sndUna === this.sndNxt && now - quietSince >= cfg.gateIdleMs) {
-          // The target answered less than the online server did: stop waiting for the difference.
-          const next = this.nextServerBytes();
-          const have = this.targetBytes + this.gateAdjust;
-          if (next > have) this.gateAdjust += next - have;
-          this.ctx.stats.gateFallbacks++;
-          this.gateWaiting = false;
-          this.pump(now);
-        } else {
-          this.gateAt = Math.max(now + 1, quietSince + cfg.gateIdleMs);
-        }
-      }
+      if (this.gateWaiting) this.idleRelease(now);
     }
     this.rearm();
   }
 
-  private nextServerBytes(): number {
-    const idx = this.stream.find(this.sndNxt);
-    if (idx >= 0) return this.stream.at(idx).serverBytes;
-    if (this.hasFin && !this.finSent) return this.finServerBytes;
-    if (this.hasRst) return this.rstServerBytes;
-    return 0;
+  /** The target has been quiet while data waits: it answered less than the online server did. Let the data go. */
+  private idleRelease(now: number): void {
+    const cfg = this.ctx.config;
+    const quietSince = Math.max(this.lastReplyAt, this.lastActivityAt);
+    if (this.sndUna !== this.sndNxt || now - quietSince < cfg.gateIdleMs) {
+      this.gateAt = Math.max(now + 1, quietSince + cfg.gateIdleMs);
+      return;
+    }
+    const have = this.targetBytes + this.gateAdjust;
+    const c = this.out.chunkAt(this.sndNxt);
+    const need = c ? c.serverBytes : this.finDelivered ? this.finServerBytes : this.rstServerBytes;
+    if (need > have) this.gateAdjust += need - have;
+    if (c) c.released = true;
+    else this.closeForced = true;
+    this.ctx.stats.gateFallbacks++;
+    this.gateWaiting = false;
+    this.pump(now);
   }
 }

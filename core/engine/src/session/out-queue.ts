@@ -1,0 +1,98 @@
+import { sumBytes } from '../decode/checksum';
+
+/**
+ * A stretch of bytes queued for the target. Positions count bytes of the
+ * stream the target receives (from 0, across reconnects); they are mapped to
+ * TCP sequence numbers per connection.
+ */
+export interface OutChunk {
+  data: Buffer;
+  /** Stream position of data[0]. */
+  pos: number;
+  /** The protocol's label (e.g. a request number). */
+  tag: number;
+  /** Bytes the online server had sent when the client sent these bytes. */
+  serverBytes: number;
+  /** Ones-complement sum of the whole chunk, or -1 when not known. */
+  sum: number;
+  /** The protocol (or the idle fallback) let it go. */
+  released: boolean;
+}
+
+/** The bytes for the target, in order, until the target acknowledges them. */
+export class OutQueue {
+  private chunks: OutChunk[] = [];
+  private head = 0;
+  /** Position after the last queued byte. */
+  endPos = 0;
+  /** Bytes held. */
+  bytes = 0;
+
+  get size(): number {
+    return this.chunks.length - this.head;
+  }
+
+  push(data: Buffer, tag: number, serverBytes: number, sum: number): void {
+    if (data.length === 0) return;
+    this.chunks.push({ data, pos: this.endPos, tag, serverBytes, sum, released: false });
+    this.endPos += data.length;
+    this.bytes += data.length;
+  }
+
+  /**
+   * Inserts chunks at `pos` (a chunk boundary not yet sent), moving what follows:
+   * used for a protocol's prelude on a new connection.
+   */
+  insertAt(pos: number, items: Array<{ data: Buffer; tag: number; serverBytes: number }>): void {
+    let i = this.head;
+    while (i < this.chunks.length && this.chunks[i].pos < pos) i++;
+    let at = pos;
+    const added: OutChunk[] = [];
+    for (const it of items) {
+      if (it.data.length === 0) continue;
+      added.push({ data: it.data, pos: at, tag: it.tag, serverBytes: it.serverBytes, sum: -1, released: false });
+      at += it.data.length;
+    }
+    const shift = at - pos;
+    if (shift === 0) return;
+    for (let j = i; j < this.chunks.length; j++) this.chunks[j].pos += shift;
+    this.chunks.splice(i, 0, ...added);
+    this.endPos += shift;
+    this.bytes += shift;
+  }
+
+  /** The chunk holding position `pos`, or undefined past the end. */
+  chunkAt(pos: number): OutChunk | undefined {
+    for (let i = this.head; i < this.chunks.length; i++) {
+      const c = this.chunks[i];
+      if (pos < c.pos + c.data.length) return pos >= c.pos ? c : undefined;
+    }
+    return undefined;
+  }
+
+  /** Drops chunks wholly before `pos` (acknowledged by the target). */
+  release(pos: number): void {
+    while (this.head < this.chunks.length) {
+      const c = this.chunks[this.head];
+      if (c.pos + c.data.length > pos) break;
+      this.bytes -= c.data.length;
+      this.chunks[this.head++] = undefined as unknown as OutChunk;
+    }
+    if (this.head > 64 && this.head * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.head = 0;
+    this.bytes = 0;
+  }
+}
+
+/** Sum of chunk bytes [off, off+len), from the cached whole-chunk sum when it covers it all. */
+export function chunkSum(c: OutChunk, off: number, len: number): number {
+  if (off === 0 && len === c.data.length && c.sum >= 0) return c.sum;
+  return sumBytes(c.data, off, off + len);
+}
