@@ -12,9 +12,9 @@ import {
   LinkType,
   parseIpv4,
   type InterceptStats,
+  LiveCapture,
+  LiveCaptureError,
 } from '@tcpcopy/core';
-// A deep import until core's index exports capture/live-capture.
-import { LiveCapture, LiveCaptureError } from '@tcpcopy/core/dist/src/capture/live-capture';
 
 /** Bad input: one line "intercept: <what> (<how to fix>)" on stderr, exit code 2. */
 class UsageError extends Error {}

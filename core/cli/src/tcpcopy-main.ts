@@ -12,6 +12,7 @@ import {
   TransferTable,
   createReplayContainer,
   loadProtocol,
+  parseProtocolOptions,
   parseClientAddresses,
   parseTransfers,
   replayOffline,
@@ -63,7 +64,9 @@ export function buildCommand(): Command {
     .option('-k, --keepalive-timeout <s>', 'close a session idle this long (default: -t + 120)', positive('-k'))
     .option('-M, --mtu <bytes>', 'largest IP packet sent to the target; bigger captured segments are split', integer('-M', 68, 65535), 1500)
     .option('-D, --mss <bytes>', 'MSS offered in faked handshakes', integer('-D', 64, 65495), 1460)
-    .option('--protocol <name>', 'protocol module: a built-in name (raw), a path, or an npm package name', 'raw')
+    .option('--protocol <name>', 'protocol module: a built-in name (raw, http), a path, or an npm package name', 'raw')
+    .option('--protocol-opt <key=value>', 'an option for the protocol module (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--protocol-config <file>', 'protocol options as a JSON object (--protocol-opt adds to it)')
     .option('--tail-timeout <s>', 'after the capture ends, wait this long for sessions to finish', positive('--tail-timeout'), 30)
     .option('--gate-idle <ms>', 'release held requests once the target is quiet this long', integer('--gate-idle', 1, 600_000), 500)
     .option('--summary <format>', 'print a summary at the end: text or json', 'text')
@@ -111,7 +114,7 @@ export async function main(argv: string[]): Promise<void> {
     const clientAddresses = o.clientIp !== undefined ? parseClientAddresses(o.clientIp) : [];
     if (o.summary !== 'text' && o.summary !== 'json') throw new UsageError(`--summary ${o.summary}: expected text or json`);
     const intercepts = parseIntercepts(o.intercept, o.interceptPort);
-    const protocol = loadProtocol(o.protocol);
+    const protocol = loadProtocol(o.protocol, parseProtocolOptions(o.protocolOpt, o.protocolConfig));
     const config: Partial<EngineConfig> = {
       sessionTimeoutMs: o.sessionTimeout * 1000,
       keepaliveTimeoutMs: (o.keepaliveTimeout ?? o.sessionTimeout + 120) * 1000,

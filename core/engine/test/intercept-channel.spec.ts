@@ -17,7 +17,7 @@ import {
 import { InterceptClient, InterceptConnectError, parseInterceptAddresses } from '../src/intercept/intercept-client';
 import { HoldQueue, InterceptServer, RouteTable } from '../src/intercept/intercept-server';
 import type { Route } from '../src/intercept/route-registry';
-import { buildPacket, synAckOptions } from './support/packets';
+import { buildPacket, synAckOptions } from '../src/compliance/packets';
 
 const LOOPBACK = '127.0.0.1';
 const TARGET = '198.51.100.2';

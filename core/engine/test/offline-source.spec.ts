@@ -6,7 +6,7 @@ import { OfflineSource } from '../src/capture/offline-source';
 import { LinkType, PcapReader, PcapWriter } from '../src/capture/pcap-file';
 import type { TcpPacket } from '../src/decode/tcp-packet';
 import { TCP_ACK, TCP_PSH } from '../src/decode/tcp-packet';
-import { buildPacket } from './support/packets';
+import { buildPacket } from '../src/compliance/packets';
 
 const dirs: string[] = [];
 

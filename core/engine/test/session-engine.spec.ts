@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import { TCP_ACK, TCP_PSH } from '../src/decode/tcp-packet';
-import { buildPacket } from './support/packets';
-import { conversation, EngineRig, type Exchange } from './support/engine-rig';
+import { buildPacket } from '../src/compliance/packets';
+import { conversation, EngineRig, type Exchange } from '../src/compliance/engine-rig';
 
 const client = { ip: '198.51.100.10', port: 40000, isn: 1_000_000 };
-const exchanges: Exchange[] = [
+const exchanges: Array<Exchange & { request: string }> = [
   { request: 'GET a 300\n', response: 300 },
   { request: 'GET b 5000\n', response: 5000 },
   { request: 'GET c 10\n', response: 10 },

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { SessionProtocol } from './session-protocol';
+import type { ProtocolOptions, SessionProtocol, SessionProtocolFactory } from './session-protocol';
 
 /** Protocol names that resolve to our own packages. */
 export const BUILT_IN_PROTOCOLS: Record<string, string> = {
@@ -34,10 +34,11 @@ export function isSessionProtocol(value: unknown): value is SessionProtocol {
 
 /**
  * Loads a protocol by built-in name, file path, or npm package name. The
- * module must export a SessionProtocol as `default`, as `protocol`, or as its
- * only export.
+ * module exports a SessionProtocol (as `default`, `protocol` or its only
+ * export), or a SessionProtocolFactory `createProtocol(options)` that takes
+ * the `--protocol-opt` options.
  */
-export function loadProtocol(spec: string, from = process.cwd()): SessionProtocol {
+export function loadProtocol(spec: string, options: ProtocolOptions = {}, from = process.cwd()): SessionProtocol {
   const id = BUILT_IN_PROTOCOLS[spec] ?? spec;
   const isPath = id.startsWith('.') || id.startsWith('/');
   const request = isPath ? path.resolve(from, id) : id;
@@ -57,12 +58,50 @@ export function loadProtocol(spec: string, from = process.cwd()): SessionProtoco
     }
     throw new ProtocolLoadError(`cannot load protocol "${spec}": loading ${request} failed: ${e.message}`);
   }
-  const candidates = [mod.default, mod.protocol, ...Object.values(mod)];
-  const found = candidates.find(isSessionProtocol);
+  const factory = [mod.createProtocol, mod.default].find((f): f is SessionProtocolFactory => typeof f === 'function');
+  if (factory) {
+    let made: unknown;
+    try {
+      made = factory(options);
+    } catch (err) {
+      throw new ProtocolLoadError(`protocol "${spec}" rejected its options: ${(err as Error).message}`);
+    }
+    if (!isSessionProtocol(made)) throw new ProtocolLoadError(`"${spec}": createProtocol() did not return a SessionProtocol`);
+    return made;
+  }
+  const found = [mod.default, mod.protocol, ...Object.values(mod)].find(isSessionProtocol);
   if (!found) {
     throw new ProtocolLoadError(
-      `"${spec}" does not export a SessionProtocol (an object with name, replyPayloadBytes and createSession()); export one as default`,
+      `"${spec}" does not export a SessionProtocol (an object with name, replyPayloadBytes and createSession()) or createProtocol(options); export one of them`,
     );
   }
+  if (Object.keys(options).length > 0) {
+    throw new ProtocolLoadError(`protocol "${spec}" takes no options (got ${Object.keys(options).join(', ')})`);
+  }
   return found;
+}
+
+/** Parses `--protocol-opt key=value` values (repeatable) and a JSON config file into one options object. */
+export function parseProtocolOptions(pairs: readonly string[], configFile?: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (configFile) {
+    let json: unknown;
+    try {
+      json = JSON.parse(require('node:fs').readFileSync(configFile, 'utf8'));
+    } catch (err) {
+      throw new ProtocolLoadError(`--protocol-config ${configFile}: ${(err as Error).message}`);
+    }
+    if (!json || typeof json !== 'object' || Array.isArray(json)) {
+      throw new ProtocolLoadError(`--protocol-config ${configFile}: expected a JSON object of option names to values`);
+    }
+    for (const [k, v] of Object.entries(json)) out[k] = Array.isArray(v) ? v.map(String).join('\n') : String(v);
+  }
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new ProtocolLoadError(`--protocol-opt ${pair}: expected key=value`);
+    const key = pair.slice(0, eq);
+    // A repeated key collects its values, one per line (e.g. several header rules).
+    out[key] = key in out ? `${out[key]}\n${pair.slice(eq + 1)}` : pair.slice(eq + 1);
+  }
+  return out;
 }

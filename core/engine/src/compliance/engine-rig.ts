@@ -1,10 +1,10 @@
-import { TcpPacket } from '../../src/decode/tcp-packet';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../../src/decode/tcp-packet';
-import type { PacketSink } from '../../src/output/packet-sink';
-import { parseTransfers, TransferTable } from '../../src/rewrite/address-map';
-import type { EngineConfig } from '../../src/session/engine-context';
-import { ReplayEngine } from '../../src/session/replay-engine';
-import type { SessionProtocol } from '../../src/protocol/session-protocol';
+import { TcpPacket } from '../decode/tcp-packet';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../decode/tcp-packet';
+import type { PacketSink } from '../output/packet-sink';
+import { parseTransfers, TransferTable } from '../rewrite/address-map';
+import type { EngineConfig } from '../session/engine-context';
+import { ReplayEngine } from '../session/replay-engine';
+import type { SessionProtocol } from '../protocol/session-protocol';
 import { buildPacket } from './packets';
 import { SimTarget, type SimOptions } from './sim-target';
 
@@ -29,8 +29,12 @@ export class EngineRig {
   readonly warnings: string[] = [];
   private readonly v = new TcpPacket();
 
+  /** Payload bytes per reply handed to the engine, as intercept would return them. */
+  private readonly replyBytes: number;
+
   constructor(opts: { sim?: SimOptions; config?: Partial<EngineConfig>; clients?: number[]; protocol?: SessionProtocol } = {}) {
     this.sim = new SimTarget((p) => this.replies.push(p), opts.sim);
+    this.replyBytes = opts.protocol?.replyPayloadBytes ?? 0;
     this.engine = new ReplayEngine({
       transfers: new TransferTable(parseTransfers('80-198.51.100.30:8080')),
       sink: this.sink,
@@ -61,7 +65,8 @@ export class EngineRig {
         const batch = this.replies.splice(0);
         for (const p of batch) {
           this.v.decode(p, 0, p.length);
-          this.engine.handleReply(this.v, this.v.payloadLength, p.subarray(this.v.payload), this.t);
+          const returned = Math.min(this.v.payloadLength, this.replyBytes);
+          this.engine.handleReply(this.v, this.v.payloadLength, p.subarray(this.v.payload, this.v.payload + returned), this.t);
         }
         this.engine.flush(this.t);
         continue;
@@ -82,7 +87,8 @@ export class EngineRig {
 }
 
 export interface Exchange {
-  request: string;
+  /** What the client sent (text is taken as latin1). */
+  request: string | Buffer;
   /** Response bytes the online server sent back (the client's ACK moves by this). */
   response: number;
 }
@@ -94,7 +100,7 @@ export interface Exchange {
 export function conversation(
   client: { ip: string; port: number; isn: number },
   exchanges: Exchange[],
-  opts: { syn?: boolean; fin?: boolean; serverIsn?: number; mss?: number; fromExchange?: number } = {},
+  opts: { syn?: boolean; fin?: boolean; serverIsn?: number; mss?: number; fromExchange?: number; greeting?: number } = {},
 ): Buffer[] {
   const serverIsn = opts.serverIsn ?? 5000;
   const base = { src: client.ip, sport: client.port, dst: '198.51.100.20', dport: 80 };
@@ -108,9 +114,11 @@ export function conversation(
   } else {
     seq = (seq + 1) >>> 0;
   }
+  // A server greeting: the client acknowledges it before its first request.
+  if (opts.greeting) ack = (ack + opts.greeting) >>> 0;
   const mss = opts.mss ?? 1448;
   exchanges.forEach((ex, i) => {
-    const data = Buffer.from(ex.request, 'latin1');
+    const data = typeof ex.request === 'string' ? Buffer.from(ex.request, 'latin1') : ex.request;
     if (i >= (opts.fromExchange ?? 0)) {
       for (let off = 0; off < data.length; off += mss) {
         const chunk = data.subarray(off, Math.min(data.length, off + mss));

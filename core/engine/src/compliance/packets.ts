@@ -1,6 +1,6 @@
-import { finishSum, pseudoHeaderSum, sumBytes, writeIpv4Checksum } from '../../src/decode/checksum';
-import { parseIpv4 } from '../../src/decode/ip-address';
-import { TcpPacket } from '../../src/decode/tcp-packet';
+import { finishSum, pseudoHeaderSum, sumBytes, writeIpv4Checksum } from '../decode/checksum';
+import { parseIpv4 } from '../decode/ip-address';
+import { TcpPacket } from '../decode/tcp-packet';
 
 export interface PacketFields {
   src: string;

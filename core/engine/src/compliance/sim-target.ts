@@ -1,28 +1,81 @@
-import { formatIpv4 } from '../../src/decode/ip-address';
-import { TcpOptions } from '../../src/decode/tcp-options';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpPacket } from '../../src/decode/tcp-packet';
-import { tcpChecksumValid } from '../../src/decode/checksum';
+import { tcpChecksumValid } from '../decode/checksum';
+import { formatIpv4 } from '../decode/ip-address';
+import { TcpOptions } from '../decode/tcp-options';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpPacket } from '../decode/tcp-packet';
 import { buildPacket, synAckOptions } from './packets';
 
-/**
- * A simulated target host for unit tests: a minimal TCP server per
- * connection. A request is a line "<anything> <N>\n"; the answer is N bytes.
- * It records each connection's received byte stream and the order of events.
- */
+/** One connection the simulated target accepted. */
 export class SimConnection {
   isn = (Math.random() * 2 ** 32) >>> 0;
   rcvNxt = 0;
   sndNxt = 0;
   received: Buffer[] = [];
-  pendingLine = '';
   closed = false;
   finSent = false;
   reset = false;
+  /** Responses sent (whole answers, as the responder counts them). */
   answered = 0;
   constructor(readonly key: string) {}
   get bytes(): Buffer {
     return Buffer.concat(this.received);
   }
+}
+
+/**
+ * What the simulated server says. `onConnect` may greet; `onData` gets each
+ * run of new in-order bytes and returns the answers to send now (each answer
+ * counts once for `answered`).
+ */
+export interface Responder {
+  onConnect?(conn: SimConnection): Buffer[];
+  onData(conn: SimConnection, data: Buffer): Buffer[];
+}
+
+/** Requests are lines "<anything> <N>\n"; each is answered with N bytes. */
+export function lineResponder(): Responder {
+  const pending = new Map<SimConnection, string>();
+  return {
+    onData(conn, data) {
+      let text = (pending.get(conn) ?? '') + data.toString('latin1');
+      const answers: Buffer[] = [];
+      let nl: number;
+      while ((nl = text.indexOf('\n')) >= 0) {
+        const n = Number(text.slice(0, nl).split(' ').pop()) || 0;
+        answers.push(Buffer.alloc(n, 0x61 + ((conn.answered + answers.length) % 26)));
+        text = text.slice(nl + 1);
+      }
+      pending.set(conn, text);
+      return answers;
+    },
+  };
+}
+
+/**
+ * Serves a scripted conversation: after the client's bytes of request i
+ * (`expect`) have all arrived, it answers with `server` of exchange i. The
+ * position in the script is kept per client address across reconnects.
+ */
+export function scriptResponder(exchanges: ReadonlyArray<{ expect: Buffer; server: Buffer }>, greeting?: Buffer): Responder {
+  const state = new Map<string, { index: number; have: number }>();
+  const of = (conn: SimConnection) => {
+    let s = state.get(conn.key);
+    if (!s) state.set(conn.key, (s = { index: 0, have: 0 }));
+    return s;
+  };
+  return {
+    onConnect: () => (greeting ? [greeting] : []),
+    onData(conn, data) {
+      const s = of(conn);
+      s.have += data.length;
+      const answers: Buffer[] = [];
+      while (s.index < exchanges.length && s.have >= exchanges[s.index].expect.length) {
+        s.have -= exchanges[s.index].expect.length;
+        answers.push(exchanges[s.index].server);
+        s.index++;
+      }
+      return answers;
+    },
+  };
 }
 
 export interface SimOptions {
@@ -31,11 +84,16 @@ export interface SimOptions {
   dropDataPacket?: number;
   /** Send an RST after this many answered requests on each connection. */
   resetAfterAnswers?: number;
-  timestamps?: boolean;
-  /** Close (FIN) right after each answer, as an HTTP server does for "Connection: close". */
+  /** Close (FIN) right after the first answer, as an HTTP server does for "Connection: close". */
   closeAfterAnswer?: boolean;
+  responder?: Responder;
 }
 
+/**
+ * A simulated target host for tests and the compliance suite: a minimal TCP
+ * server per connection that records each connection's received byte stream
+ * and a log of events (`<client> data <bytes>`, `<client> answer <n>`).
+ */
 export class SimTarget {
   readonly conns = new Map<string, SimConnection>();
   /** Every connection ever opened, in order (a reconnect on the same ports replaces its entry in conns). */
@@ -45,11 +103,14 @@ export class SimTarget {
   private dataPackets = 0;
   private readonly view = new TcpPacket();
   private readonly opts = new TcpOptions();
+  private readonly responder: Responder;
 
   constructor(
     private readonly reply: (pkt: Buffer) => void,
     private readonly o: SimOptions = {},
-  ) {}
+  ) {
+    this.responder = o.responder ?? lineResponder();
+  }
 
   /** Every connection's stream, keyed by the client address as sent. */
   streams(): Map<string, string> {
@@ -81,6 +142,8 @@ export class SimTarget {
       this.opts.parse(buf, v.tcp + 20, v.payload);
       this.send(v, c, c.isn, TCP_SYN | TCP_ACK, Buffer.alloc(0), synAckOptions(this.o.mss ?? 1460, 7, 1000, this.opts.tsVal));
       this.log.push(`${key} syn`);
+      const greeting = this.responder.onConnect?.(c) ?? [];
+      this.answer(v, c, greeting);
       return;
     }
     if (!c || c.reset) return; // a reset connection takes nothing more
@@ -93,8 +156,9 @@ export class SimTarget {
         c.received.push(data);
         c.rcvNxt = (c.rcvNxt + len) >>> 0;
         this.log.push(`${key} data ${data.toString('latin1').replace(/\n/g, '|')}`);
-        c.pendingLine += data.toString('latin1');
-        this.answer(v, c);
+        const answers = c.finSent ? [] : this.responder.onData(c, data);
+        if (answers.length === 0) this.send(v, c, c.sndNxt, TCP_ACK, Buffer.alloc(0));
+        else this.answer(v, c, answers);
       } else {
         this.send(v, c, c.sndNxt, TCP_ACK, Buffer.alloc(0));
       }
@@ -113,21 +177,16 @@ export class SimTarget {
     }
   }
 
-  private answer(v: TcpPacket, c: SimConnection): void {
-    let nl: number;
-    let sentSomething = false;
-    while ((nl = c.pendingLine.indexOf('\n')) >= 0) {
-      const line = c.pendingLine.slice(0, nl);
-      c.pendingLine = c.pendingLine.slice(nl + 1);
-      const n = Number(line.split(' ').pop()) || 0;
-      const mss = this.o.mss ?? 1460;
-      for (let off = 0; off < n; off += mss) {
-        const chunk = Buffer.alloc(Math.min(mss, n - off), 0x61 + (c.answered % 26));
+  private answer(v: TcpPacket, c: SimConnection, answers: Buffer[]): void {
+    const mss = this.o.mss ?? 1460;
+    for (const body of answers) {
+      for (let off = 0; off < body.length; off += mss) {
+        const chunk = body.subarray(off, Math.min(body.length, off + mss));
         this.send(v, c, c.sndNxt, TCP_ACK | TCP_PSH, chunk);
         c.sndNxt = (c.sndNxt + chunk.length) >>> 0;
-        sentSomething = true;
       }
       c.answered++;
+      this.log.push(`${c.key} answer ${c.answered}`);
       if (this.o.closeAfterAnswer && !c.finSent) {
         this.send(v, c, c.sndNxt, TCP_ACK | TCP_FIN, Buffer.alloc(0));
         c.sndNxt = (c.sndNxt + 1) >>> 0;
@@ -140,7 +199,6 @@ export class SimTarget {
         return;
       }
     }
-    if (!sentSomething) this.send(v, c, c.sndNxt, TCP_ACK, Buffer.alloc(0));
   }
 
   private send(v: TcpPacket, c: SimConnection, seq: number, flags: number, payload: Buffer, options?: Buffer): void {
