@@ -5,3 +5,4 @@ export * from './servers';
 export * from './workload';
 export * from './capture';
 export * from './replay';
+export * from './streams';

@@ -1,3 +1,4 @@
+import { formatIpv4 } from '../decode/ip-address';
 import { TcpPacket } from '../decode/tcp-packet';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../decode/tcp-packet';
 import type { PacketSink } from '../output/packet-sink';
@@ -29,6 +30,8 @@ export class EngineRig {
   readonly warnings: string[] = [];
   private readonly v = new TcpPacket();
 
+  /** Target payload bytes handed to the engine, per client address as sent ("ip:port"). */
+  readonly repliedBytes = new Map<string, number>();
   /** Payload bytes per reply handed to the engine, as intercept would return them. */
   private readonly replyBytes: number;
 
@@ -53,6 +56,18 @@ export class EngineRig {
     this.settle();
   }
 
+  /**
+   * Feeds captured packets back to back before the network moves, as a fast
+   * offline replay does: the engine must hold what may not go yet by itself.
+   */
+  captureBurst(pkts: Buffer[]): void {
+    for (const pkt of pkts) {
+      this.v.decode(pkt, 0, pkt.length);
+      this.engine.handleCaptured(this.v, this.t);
+    }
+    this.settle();
+  }
+
   /** Delivers queued packets both ways until nothing moves. */
   settle(): void {
     for (let guard = 0; guard < 100_000; guard++) {
@@ -66,6 +81,10 @@ export class EngineRig {
         for (const p of batch) {
           this.v.decode(p, 0, p.length);
           const returned = Math.min(this.v.payloadLength, this.replyBytes);
+          if (this.v.payloadLength > 0) {
+            const key = `${formatIpv4(this.v.dstIp)}:${this.v.dstPort}`;
+            this.repliedBytes.set(key, (this.repliedBytes.get(key) ?? 0) + this.v.payloadLength);
+          }
           this.engine.handleReply(this.v, this.v.payloadLength, p.subarray(this.v.payload, this.v.payload + returned), this.t);
         }
         this.engine.flush(this.t);
