@@ -173,3 +173,81 @@ describe('session engine (simulated target)', () => {
     expect(rig.engine.stats.gateFallbacks).to.equal(1);
   });
 });
+
+describe('session engine: copies, sampling, no-wait, lost capture packets', () => {
+  const one: Array<Exchange & { request: string }> = [
+    { request: 'GET a 100\n', response: 100 },
+    { request: 'GET b 10\n', response: 10 },
+  ];
+
+  it('-n 3 replays every connection three times on distinct client ports', () => {
+    const rig = new EngineRig({ config: { copies: 3 } });
+    for (const p of conversation(client, one)) rig.capture(p);
+    rig.advance(50);
+    const streams = [...rig.sim.streams().entries()];
+    expect(streams).to.have.length(3);
+    expect(new Set(streams.map(([k]) => k)).size).to.equal(3);
+    for (const [, s] of streams) expect(s).to.equal('GET a 100\nGET b 10\n');
+    expect(rig.engine.stats.sessionsCompleted).to.equal(3);
+  });
+
+  it('-f moves every client port by 2048 per factor', () => {
+    const rig = new EngineRig({ config: { portFactor: 2 } });
+    for (const p of conversation(client, one)) rig.capture(p);
+    rig.advance(50);
+    expect([...rig.sim.conns.keys()]).to.deep.equal([`198.51.100.10:${client.port + 4096}`]);
+  });
+
+  it('-r 50 replays about half of the connections, each whole or not at all', () => {
+    const rig = new EngineRig({ config: { samplePercent: 50 } });
+    const n = 400;
+    for (let i = 0; i < n; i++) {
+      for (const p of conversation({ ip: `198.51.100.${10 + (i % 50)}`, port: 20000 + i, isn: i * 1000 }, one)) rig.capture(p);
+    }
+    rig.advance(50);
+    const replayed = rig.sim.conns.size;
+    expect(replayed).to.be.within(n * 0.4, n * 0.6);
+    for (const s of rig.sim.streams().values()) expect(s).to.equal('GET a 100\nGET b 10\n');
+    expect(rig.engine.stats.sessionsCompleted).to.equal(replayed);
+  });
+
+  it('-g starts at 1% and ramps up by 1% a second', () => {
+    const rig = new EngineRig({ config: { gradual: true } });
+    let early = 0;
+    for (let i = 0; i < 300; i++) {
+      for (const p of conversation({ ip: '198.51.100.10', port: 20000 + i, isn: i * 1000 }, one)) rig.capture(p);
+    }
+    early = rig.sim.conns.size;
+    rig.t += 60_000;
+    for (let i = 300; i < 600; i++) {
+      for (const p of conversation({ ip: '198.51.100.10', port: 20000 + i, isn: i * 1000 }, one)) rig.capture(p);
+    }
+    const later = rig.sim.conns.size - early;
+    expect(early).to.be.lessThan(20);
+    expect(later).to.be.within(120, 240);
+  });
+
+  it('-W sends the next request without waiting for the response', () => {
+    const silent = { onData: () => [] as Buffer[] };
+    const received = (noWait: boolean) => {
+      const rig = new EngineRig({ config: { noWait }, sim: { responder: silent } });
+      for (const p of conversation(client, one, { fin: false })) rig.capture(p);
+      return only(rig.sim.streams());
+    };
+    expect(received(false)).to.equal('GET a 100\n');
+    expect(received(true)).to.equal('GET a 100\nGET b 10\n');
+  });
+
+  it('skips a hole the capture left in the client stream, counted, and replays what follows', () => {
+    const rig = new EngineRig({ config: { captureGapMs: 200 } });
+    const pkts = conversation(client, [{ request: 'x'.repeat(3000) + ' 5\n', response: 5 }]);
+    // SYN, ACK, d1, d2, d3, FIN: the capture lost d2.
+    for (const p of [pkts[0], pkts[1], pkts[2], pkts[4], pkts[5]]) rig.capture(p);
+    rig.advance(100);
+    expect(rig.engine.stats.captureGaps).to.equal(0);
+    rig.advance(300);
+    expect(rig.engine.stats.captureGaps).to.equal(1);
+    expect(rig.engine.stats.captureGapBytes).to.equal(1448);
+    expect(only(rig.sim.streams()).length).to.equal(3003 - 1448);
+  });
+});

@@ -22,6 +22,20 @@ export interface EngineConfig {
   onlyFullSessions: boolean;
   /** Keep a finished session this long to absorb late replies. */
   lingerMs: number;
+  /** -n: replay every connection this many times at once, each copy on other client ports (1-1023). */
+  copies: number;
+  /** -f: moves every client port by factor × 2048, so several tcpcopy instances never share a port. */
+  portFactor: number;
+  /** -r: replay this percentage of connections (1-100), chosen per connection. */
+  samplePercent: number;
+  /** -g: ramp the sampled percentage up from 1 by 1 per second since the first packet. */
+  gradual: boolean;
+  /** -W: send every request without waiting for the previous response. */
+  noWait: boolean;
+  /** -H: the address that replaces a loopback client address (0: keep). */
+  localAddress: number;
+  /** A hole in the captured client stream (a packet the capture lost) is skipped after this long. */
+  captureGapMs: number;
 }
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -33,6 +47,13 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   mtu: 1500,
   onlyFullSessions: false,
   lingerMs: 2_000,
+  copies: 1,
+  portFactor: 0,
+  samplePercent: 100,
+  gradual: false,
+  noWait: false,
+  localAddress: 0,
+  captureGapMs: 1_000,
 };
 
 /** Counters an engine keeps; every skip and give-up is counted, never silent. */
@@ -41,6 +62,11 @@ export class EngineStats {
   capturedUnmatched = 0;
   capturedSkippedNoSession = 0;
   capturedDuplicates = 0;
+  /** Connections left out by -r / -g sampling. */
+  capturedSampledOut = 0;
+  /** Holes in captured client streams (packets the capture lost) skipped, and their bytes. */
+  captureGaps = 0;
+  captureGapBytes = 0;
   sessionsCreated = 0;
   sessionsFakedHandshake = 0;
   sessionsCompleted = 0;

@@ -3,7 +3,7 @@ import { NULL_ROUTES, type RouteRegistry } from '../intercept/route-registry';
 import type { PacketSink } from '../output/packet-sink';
 import { DEFAULT_PROTOCOL } from '../protocol/protocol-driver';
 import type { SessionProtocol } from '../protocol/session-protocol';
-import { ClientAddressMap, shiftPort, type TransferTable } from '../rewrite/address-map';
+import { ClientAddressMap, shiftPort, type Transfer, type TransferTable } from '../rewrite/address-map';
 import { PacketBuilder, SegmentSpec } from '../rewrite/packet-builder';
 import { DEFAULT_ENGINE_CONFIG, type EngineConfig, type EngineContext, EngineStats } from './engine-context';
 import { Session } from './session';
@@ -24,6 +24,11 @@ export interface ReplayEngineInit {
 
 /** Port distance between replay passes (prime, so passes spread over the port range). */
 const PASS_PORT_STRIDE = 4099;
+/** Port distance between -n copies of one connection (odd, so copies spread over the range). */
+const COPY_PORT_STRIDE = 97;
+/** -f moves ports by this much per instance, as tcpcopy does. */
+const FACTOR_PORT_STRIDE = 2048;
+const LOOPBACK_NET = 0x7f000000;
 /** Port re-picks tried when two captured clients would share one fake client address and port. */
 const PORT_COLLISION_TRIES = 64;
 
@@ -57,6 +62,8 @@ export class ReplayEngine implements EngineContext {
   private readonly clockOrigin: number;
   private sessionCount = 0;
   private pass = 0;
+  private firstPacketAt = -1;
+  private readonly sampleSalt = (Math.random() * 0x7fffffff) | 0;
 
   constructor(init: ReplayEngineInit) {
     this.config = { ...DEFAULT_ENGINE_CONFIG, ...init.config };
@@ -110,22 +117,46 @@ export class ReplayEngine implements EngineContext {
   /** A captured client→server packet (other packets are counted and ignored). */
   handleCaptured(pkt: TcpPacket, now = this.now()): void {
     this.stats.capturedPackets++;
-    const dstIp = pkt.dstIp;
-    const dstPort = pkt.dstPort;
-    const transfer = this.transfers.match(dstIp, dstPort);
+    const transfer = this.transfers.match(pkt.dstIp, pkt.dstPort);
     if (!transfer) {
       this.stats.capturedUnmatched++;
       return;
     }
+    if (!this.sampled(pkt.srcIp, pkt.srcPort, now)) {
+      this.stats.capturedSampledOut++;
+      return;
+    }
+    for (let copy = 0; copy < this.config.copies; copy++) this.handleCopy(pkt, transfer, copy, now);
+  }
+
+  /**
+   * -r/-g: whether this connection is replayed. The choice hashes the client's
+   * address and port, so it holds for every packet of the connection.
+   */
+  private sampled(ip: number, port: number, now: number): boolean {
+    const cfg = this.config;
+    if (this.firstPacketAt < 0) this.firstPacketAt = now;
+    let percent = cfg.samplePercent;
+    if (cfg.gradual) percent = Math.min(percent, 1 + Math.floor((now - this.firstPacketAt) / 1000));
+    if (percent >= 100) return true;
+    let h = Math.imul(ip ^ this.sampleSalt, 0x9e3779b1) ^ Math.imul(port + 0x7f4a7c15, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+    h ^= h >>> 13;
+    return (h >>> 0) % 100 < percent;
+  }
+
+  private handleCopy(pkt: TcpPacket, transfer: Transfer, copy: number, now: number): void {
     const srcIp = pkt.srcIp;
     const srcPort = pkt.srcPort;
+    const dstIp = pkt.dstIp;
+    const dstPort = pkt.dstPort;
     const flags = pkt.flags;
-    let session = this.find(srcIp, srcPort, dstIp, dstPort);
+    let session = this.find(srcIp, srcPort, dstIp, dstPort, copy);
 
     if ((flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
       if (session) {
         if (session.sawSyn && session.capIsn === pkt.seq) {
-          this.stats.capturedDuplicates++;
+          if (copy === 0) this.stats.capturedDuplicates++;
           return;
         }
         if (!session.finished) {
@@ -135,23 +166,23 @@ export class ReplayEngine implements EngineContext {
         }
         this.retire(session);
       }
-      session = this.create(srcIp, srcPort, dstIp, dstPort, transfer.targetIp, transfer.targetPort, true, now);
+      session = this.create(srcIp, srcPort, dstIp, dstPort, transfer, copy, true, now);
       if (!session) return;
       session.onCapturedSyn(pkt, now);
       return;
     }
     if (flags & TCP_SYN) {
-      this.stats.capturedUnmatched++; // a SYN-ACK from a server on a transfer port: not client traffic
+      if (copy === 0) this.stats.capturedUnmatched++; // a SYN-ACK from a server on a transfer port: not client traffic
       return;
     }
     if (!session || session.finished) {
       const startsData = pkt.payloadLength > 0 || (flags & TCP_FIN) !== 0;
       if (!startsData || (flags & TCP_RST) || this.config.onlyFullSessions || (session && !this.isNewData(session, pkt))) {
-        this.stats.capturedSkippedNoSession++;
+        if (copy === 0) this.stats.capturedSkippedNoSession++;
         return;
       }
       if (session) this.retire(session);
-      session = this.create(srcIp, srcPort, dstIp, dstPort, transfer.targetIp, transfer.targetPort, false, now);
+      session = this.create(srcIp, srcPort, dstIp, dstPort, transfer, copy, false, now);
       if (!session) return;
     }
     session.onCaptured(pkt, now);
@@ -216,10 +247,10 @@ export class ReplayEngine implements EngineContext {
 
   // ---- session table -----------------------------------------------------------------
 
-  private find(srcIp: number, srcPort: number, dstIp: number, dstPort: number): Session | undefined {
+  private find(srcIp: number, srcPort: number, dstIp: number, dstPort: number, copy: number): Session | undefined {
     let s = this.byClient.get(bucketKey(srcIp, srcPort)) ?? null;
     while (s) {
-      if (s.serverIp === dstIp && s.serverPort === dstPort && s.pass === this.pass) return s;
+      if (s.serverIp === dstIp && s.serverPort === dstPort && s.pass === this.pass && s.copy === copy) return s;
       s = s.nextInBucket;
     }
     return undefined;
@@ -230,13 +261,19 @@ export class ReplayEngine implements EngineContext {
     srcPort: number,
     dstIp: number,
     dstPort: number,
-    targetIp: number,
-    targetPort: number,
+    transfer: Transfer,
+    copy: number,
     sawSyn: boolean,
     now: number,
   ): Session | undefined {
-    const outIp = this.clients.map(srcIp);
-    let outPort = shiftPort(srcPort, this.pass * PASS_PORT_STRIDE);
+    const { targetIp, targetPort } = transfer;
+    // -H: a loopback client cannot be answered by another host; give it a real address first.
+    const local = this.config.localAddress && srcIp >>> 24 === LOOPBACK_NET >>> 24 ? this.config.localAddress : srcIp;
+    const outIp = this.clients.map(local);
+    let outPort = shiftPort(
+      srcPort,
+      this.pass * PASS_PORT_STRIDE + copy * COPY_PORT_STRIDE + this.config.portFactor * FACTOR_PORT_STRIDE,
+    );
     // Two captured clients may land on one fake address: keep their replayed 4-tuples apart.
     for (let i = 0; this.replyTaken(outIp, outPort, targetIp, targetPort); i++) {
       if (i >= PORT_COLLISION_TRIES) {
@@ -246,7 +283,7 @@ export class ReplayEngine implements EngineContext {
       this.stats.portCollisionsAvoided++;
       outPort = shiftPort(outPort, 1);
     }
-    const s = new Session(this, srcIp, srcPort, dstIp, dstPort, outIp, outPort, targetIp, targetPort, this.pass, sawSyn, now);
+    const s = new Session(this, srcIp, srcPort, dstIp, dstPort, outIp, outPort, targetIp, targetPort, this.pass, copy, sawSyn, now);
     const ck = bucketKey(srcIp, srcPort);
     s.nextInBucket = this.byClient.get(ck) ?? null;
     this.byClient.set(ck, s);

@@ -116,6 +116,8 @@ export class Session implements WheelEntry {
   private rto = INITIAL_RTO_MS;
   private rtoAt = Infinity;
   private gateAt = Infinity;
+  /** When a hole in the captured stream is given up on (a packet the capture lost). */
+  private gapAt = Infinity;
   private gateWaiting = false;
   /** The idle fallback let the client's FIN/RST go although the protocol still held it. */
   private closeForced = false;
@@ -135,6 +137,8 @@ export class Session implements WheelEntry {
     targetIp: number,
     targetPort: number,
     readonly pass: number,
+    /** Which -n copy of the captured connection this is (0 for the first). */
+    readonly copy: number,
     /** Whether the client's SYN was captured (else the handshake is faked). */
     readonly sawSyn: boolean,
     now: number,
@@ -228,7 +232,7 @@ export class Session implements WheelEntry {
       this.hasRst = true;
       this.rstServerBytes = serverBytes;
     }
-    this.deliver();
+    this.deliver(now);
     if (this.state === SessionState.CLOSED) {
       if (this.out.size > 0 || this.finDelivered || this.hasRst) this.beginFaked(now);
       return;
@@ -242,12 +246,12 @@ export class Session implements WheelEntry {
     return d > 0 ? d : 0;
   }
 
-  /** Hands the contiguous captured bytes to the protocol. */
-  private deliver(): void {
+  /** Hands the contiguous captured bytes to the protocol; a hole waits (bounded) for the client's retransmission. */
+  private deliver(now: number): void {
     while (this.captured.size > 0) {
       const seg = this.captured.at(0);
       const off = seqDiff(seg.seq, this.deliveredSeq);
-      if (off < 0) break; // a hole: wait for the client's retransmission
+      if (off < 0) break;
       if (off < seg.length) {
         const data = off === 0 ? seg.data : seg.data.subarray(off);
         this.currentServerBytes = seg.serverBytes;
@@ -260,6 +264,28 @@ export class Session implements WheelEntry {
       this.captured.release(this.deliveredSeq);
     }
     if (this.hasFin && !this.finDelivered && this.deliveredSeq === this.finSeq) this.finDelivered = true;
+    const holeAhead = this.captured.size > 0 || (this.hasFin && !this.finDelivered);
+    if (!holeAhead) this.gapAt = Infinity;
+    else if (this.gapAt === Infinity) {
+      this.gapAt = now + this.ctx.config.captureGapMs;
+      this.rearm();
+    }
+  }
+
+  /** The capture lost client bytes and no retransmission filled the hole: go on after it, counted. */
+  private skipGap(now: number): void {
+    this.gapAt = Infinity;
+    const next = this.captured.size > 0 ? this.captured.at(0).seq : this.hasFin && !this.finDelivered ? this.finSeq : this.deliveredSeq;
+    const gap = seqDiff(this.deliveredSeq, next);
+    if (gap <= 0) return;
+    this.ctx.stats.captureGaps++;
+    this.ctx.stats.captureGapBytes += gap;
+    this.ctx.warn(`the capture lost ${gap} bytes of ${this.describe()}; replaying what follows the hole`);
+    this.deliveredSeq = next;
+    this.deliver(now);
+    if (this.state === SessionState.CLOSED) {
+      if (this.out.size > 0 || this.finDelivered || this.hasRst) this.beginFaked(now);
+    } else this.pump(now);
   }
 
   /** The protocol emitted bytes for the target. */
@@ -383,6 +409,7 @@ export class Session implements WheelEntry {
 
   /** Asks the protocol whether data labelled `tag` may go; arms the idle fallback when not. */
   private released(tag: number, serverBytes: number, now: number): boolean {
+    if (this.ctx.config.noWait) return true;
     releaseQuery.onlineServerBytes = serverBytes;
     releaseQuery.targetServerBytes = this.targetBytes + this.gateAdjust;
     if (this.driver.mayRelease(tag, releaseQuery)) return true;
@@ -450,6 +477,7 @@ export class Session implements WheelEntry {
 
   /** As released(), without arming the fallback: for a FIN that may ride on the last data segment. */
   private releasedQuietly(tag: number, serverBytes: number): boolean {
+    if (this.ctx.config.noWait) return true;
     releaseQuery.onlineServerBytes = serverBytes;
     releaseQuery.targetServerBytes = this.targetBytes + this.gateAdjust;
     return this.driver.mayRelease(tag, releaseQuery);
@@ -668,7 +696,7 @@ export class Session implements WheelEntry {
     this.driver.close();
     this.captured.clear();
     this.out.clear();
-    this.rtoAt = this.gateAt = this.finWaitAt = Infinity;
+    this.rtoAt = this.gateAt = this.gapAt = this.finWaitAt = Infinity;
     this.lingerAt = now + this.ctx.config.lingerMs;
     this.rearm();
   }
@@ -698,7 +726,7 @@ export class Session implements WheelEntry {
 
   private rearm(): void {
     const cfg = this.ctx.config;
-    let d = Math.min(this.rtoAt, this.gateAt, this.lingerAt, this.finWaitAt);
+    let d = Math.min(this.rtoAt, this.gateAt, this.gapAt, this.lingerAt, this.finWaitAt);
     if (this.state !== SessionState.DONE) {
       d = Math.min(
         d,
@@ -758,6 +786,7 @@ export class Session implements WheelEntry {
       this.gateAt = Infinity;
       if (this.gateWaiting) this.idleRelease(now);
     }
+    if (now >= this.gapAt) this.skipGap(now);
     this.rearm();
   }
 
