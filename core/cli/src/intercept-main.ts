@@ -1,10 +1,19 @@
 // The `intercept` command: runs on the assistant host that the target routes its replies
 // through, captures those replies and returns their headers to the tcpcopy that asked.
-import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
+import {
+  checkPidFile,
+  daemonChildEnv,
+  daemonize,
+  fail,
+  openLog,
+  removePidFile,
+  UsageError,
+  writePidFile,
+  type Logger,
+} from './process-control';
 import {
   DEFAULT_INTERCEPT_PORT,
   InterceptListenError,
@@ -16,12 +25,8 @@ import {
   LiveCaptureError,
 } from '@tcpcopy/core';
 
-/** Bad input: one line "intercept: <what> (<how to fix>)" on stderr, exit code 2. */
-class UsageError extends Error {}
-
-/** Set in the environment of the process a daemonising intercept starts. */
-const DAEMON_CHILD_ENV = 'TCPCOPY_INTERCEPT_DAEMON_CHILD';
-const DAEMON_START_TIMEOUT_MS = 15_000;
+const COMMAND = 'intercept';
+const DAEMON_CHILD_ENV = daemonChildEnv(COMMAND);
 
 export function buildCommand(): Command {
   return new Command('intercept')
@@ -117,80 +122,12 @@ function validate(o: Options): Settings {
   };
 }
 
-type Logger = (level: 'info' | 'warn' | 'debug', message: string) => void;
-
-function openLog(file: string | null, verbose: boolean): Logger {
-  let fd = 2;
-  if (file) {
-    try {
-      fd = fs.openSync(file, 'a');
-    } catch (err) {
-      throw new UsageError(`cannot open log file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} ` +
-        '(check the directory exists and is writable, or change -l)');
-    }
-  }
-  return (level, message) => {
-    if (level === 'debug' && !verbose) return;
-    try {
-      fs.writeSync(fd, `${new Date().toISOString()} ${level} ${message}\n`);
-    } catch {
-      // A full disk or a closed stderr must not take the capture down.
-    }
-  };
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Refuses to start over the pid file of a running process. */
-function checkPidFile(file: string): void {
-  let old = NaN;
-  try {
-    old = Number(fs.readFileSync(file, 'utf8').trim());
-  } catch {
-    return; // no pid file: fine
-  }
-  if (Number.isInteger(old) && old > 0 && old !== process.pid && pidAlive(old)) {
-    throw new UsageError(`pid file ${file} names running process ${old} (another intercept? stop it, or use another -P)`);
-  }
-}
-
-function writePidFile(file: string): void {
-  checkPidFile(file);
-  try {
-    fs.writeFileSync(file, `${process.pid}\n`);
-  } catch (err) {
-    throw new UsageError(`cannot write pid file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (fix -P)`);
-  }
-}
-
-function removePidFile(file: string | null): void {
-  if (!file) return;
-  try {
-    if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.unlinkSync(file);
-  } catch {
-    // Already gone.
-  }
-}
-
 function statsLine(s: InterceptStats, capture: LiveCapture): string {
   const c = capture.stats();
   return `stats: captured ${s.captured} (capture saw ${c.packets}), routed ${s.routed}, held ${s.held} ` +
     `(${s.heldDelivered} delivered, ${s.holding} holding), unmatched ${s.unmatched}, dropped ${s.dropped}, ` +
     `passed ${s.passed}, malformed ${s.malformed + s.notIpv4}; routes ${s.routes} (+${s.routesAdded} ` +
     `-${s.routesRemoved}, ${s.routesEvicted} evicted); tcpcopys ${s.clients}; ${s.batches} writes, ${s.bytesSent} bytes`;
-}
-
-/** Prints the one-line error and exits. */
-function fail(message: string, code: number): never {
-  process.stderr.write(`intercept: ${message}\n`);
-  process.exit(code);
 }
 
 /** One-line text of a start-up error, and whether it is the user's to fix (exit 2) or ours (1). */
@@ -200,47 +137,6 @@ function describe(err: unknown): { message: string; code: number } {
   }
   const e = err as Error;
   return { message: `internal error: ${e?.stack ?? e}`, code: 1 };
-}
-
-/**
- * Daemon mode, parent side: start this same command detached, with stdout/stderr on the log,
- * wait until it says it runs (or why it could not start), report that and return.
- */
-function daemonize(argv: string[], s: Settings): Promise<never> {
-  const logFile = s.logFile ?? path.resolve('intercept.log');
-  let fd: number;
-  try {
-    fd = fs.openSync(logFile, 'a');
-  } catch (err) {
-    fail(`cannot open log file ${logFile}: ${(err as NodeJS.ErrnoException).code} (check the directory, or change -l)`, 2);
-  }
-  const script = process.argv[1];
-  // Paths are made absolute: the daemon runs in / so that it does not pin the current directory.
-  const args = [...process.execArgv, script, ...argv, '--log', logFile];
-  if (s.pidFile) args.push('--pid-file', s.pidFile);
-  const child = spawn(process.execPath, args, {
-    detached: true,
-    cwd: '/',
-    stdio: ['ignore', fd, fd, 'ipc'],
-    env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },
-  });
-  return new Promise<never>(() => {
-    const timer = setTimeout(() => {
-      fail(`the daemon (pid ${child.pid}) did not report within ${DAEMON_START_TIMEOUT_MS / 1000} s; see ${logFile}`, 1);
-    }, DAEMON_START_TIMEOUT_MS);
-    child.on('message', (m: { ready?: string; error?: string; code?: number }) => {
-      clearTimeout(timer);
-      if (m.error !== undefined) fail(m.error, m.code ?? 2);
-      process.stdout.write(`${m.ready}\nintercept: running as a daemon, pid ${child.pid}, log in ${logFile}\n`);
-      child.disconnect();
-      child.unref();
-      process.exit(0);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      fail(`the daemon exited while starting (${signal ?? `exit code ${code}`}); see ${logFile}`, 1);
-    });
-  });
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -254,7 +150,7 @@ export async function main(argv: string[]): Promise<void> {
       // Stay until the message is out; the callback exits.
       return undefined as never;
     }
-    fail(message, code);
+    fail(COMMAND, message, code);
   };
 
   let settings: Settings;
@@ -276,7 +172,7 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   if (program.opts<Options>().daemon && !daemonChild) {
-    await daemonize(argv, settings);
+    await daemonize(COMMAND, argv, settings.logFile, settings.pidFile);
     return;
   }
 
@@ -284,14 +180,14 @@ export async function main(argv: string[]): Promise<void> {
   let capture: LiveCapture | null = null;
   let server: InterceptServer | null = null;
   try {
-    if (settings.pidFile) checkPidFile(settings.pidFile);
+    if (settings.pidFile) checkPidFile(settings.pidFile, COMMAND);
     log = openLog(settings.logFile, settings.verbose);
     server = new InterceptServer({ port: settings.port, host: settings.bind, passlist: settings.passlist, log });
     capture = new LiveCapture({ device: settings.devices, filter: settings.filter, bufferSize: settings.bufferBytes });
     capture.start(server.onCapturedFrame);
     for (const w of capture.warnings) log('warn', w);
     await server.listen();
-    if (settings.pidFile) writePidFile(settings.pidFile);
+    if (settings.pidFile) writePidFile(settings.pidFile, COMMAND);
   } catch (err) {
     capture?.close();
     await server?.close();

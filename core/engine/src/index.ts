@@ -6,7 +6,10 @@
 import 'reflect-metadata';
 
 export * from './capture/pcap-file';
+export * from './capture/frame-decoder';
 export * from './capture/offline-source';
+export * from './capture/live-source';
+export * from './capture/capture-filter';
 export * from './decode/checksum';
 export * from './decode/seq';
 export * from './decode/ip-address';
@@ -25,8 +28,10 @@ export * from './rewrite/address-map';
 export * from './rewrite/packet-builder';
 export * from './output/packet-sink';
 export * from './output/raw-socket-sink';
+export * from './output/pcap-sink';
 export * from './intercept/route-registry';
 export * from './replay/offline-replay';
+export * from './replay/live-replay';
 export * from './intercept/channel-messages';
 export * from './intercept/intercept-client';
 export * from './intercept/intercept-server';

@@ -6,3 +6,4 @@ export * from './workload';
 export * from './capture';
 export * from './replay';
 export * from './streams';
+export * from './live';

@@ -36,6 +36,7 @@ import { LinkType } from './pcap-file';
 /** The part of cap's API we use (it ships no typings). */
 interface CapHandle {
   open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
+  send(buffer: Buffer, nbytes?: number): void;
   close(): boolean;
   on(event: 'packet', listener: (nbytes: number, truncated: boolean) => void): void;
   removeAllListeners(event?: string): void;
@@ -316,5 +317,43 @@ export class LiveCapture {
       h.cap.removeAllListeners('packet');
       h.cap.close();
     }
+  }
+}
+
+/**
+ * A libpcap handle opened only to send frames (data-link output). Its filter
+ * matches nothing, so it never delivers packets to us.
+ */
+export class PcapSender {
+  private readonly handle: CapHandle;
+  readonly linkType: LinkType | null;
+
+  constructor(readonly device: string) {
+    const cap = loadCap();
+    const known = listCaptureDevices();
+    if (known && !known.includes(device)) {
+      throw new LiveCaptureError('NO_DEVICE', `no network device "${device}" to send on (see \`ip link\`)`, device);
+    }
+    const handle = new cap.Cap();
+    try {
+      this.linkType = capLinkType(handle.open(device, 'less 1', PROBE_BUFFER, Buffer.alloc(MIN_SNAPLEN)));
+    } catch (err) {
+      FAILED_HANDLES.push(handle);
+      throw classify(device, (err as Error).message) ?? new LiveCaptureError('OPEN', `cannot send on ${device}: ${(err as Error).message}`, device);
+    }
+    if (this.linkType !== LinkType.ETHERNET) {
+      handle.close();
+      throw new LiveCaptureError('LINKTYPE', `device ${device} is not Ethernet: data-link output needs an Ethernet device`, device);
+    }
+    this.handle = handle;
+  }
+
+  /** pcap_sendpacket: synchronous; throws on failure. */
+  send(frame: Buffer, length: number): void {
+    this.handle.send(frame, length);
+  }
+
+  close(): void {
+    this.handle.close();
   }
 }

@@ -1,5 +1,5 @@
-import { DECODE_STATUS_TEXT, DecodeStatus, TcpPacket } from '../decode/tcp-packet';
-import { ipv4Offset } from '../decode/link';
+import type { TcpPacket } from '../decode/tcp-packet';
+import { CaptureStats, FrameDecoder } from './frame-decoder';
 import { PcapReader, type PcapRecord } from './pcap-file';
 
 /** What consumes captured client packets (the session engine). */
@@ -27,34 +27,19 @@ const realSchedule = (fn: () => void, ms: number): void => {
   else setImmediate(fn);
 };
 
-/** Why packets of a capture were not replayed: every skip is counted. */
-export class OfflineStats {
-  records = 0;
-  tcpPackets = 0;
-  notIpv4 = 0;
-  notTcp = 0;
-  fragments = 0;
-  malformed = 0;
-  truncatedBySnaplen = 0;
-  truncatedFileTail = false;
-}
-
 /**
  * Reads a pcap file and hands its TCP packets to the engine at the pace they
  * were captured (scaled by `speed`, idle gaps cut to `maxGapMs`). One
  * reusable packet view; the engine copies what it keeps.
  */
 export class OfflineSource {
-  readonly stats = new OfflineStats();
-  private readonly view = new TcpPacket();
+  private readonly decoder: FrameDecoder;
   private readonly speed: number;
   private readonly maxGapUs: number;
   private readonly batch: number;
   private readonly now: () => number;
   private readonly schedule: (fn: () => void, ms: number) => void;
   private readonly warn: (message: string) => void;
-  private warnedMalformed = 0;
-  private warnedSnaplen = false;
   private stopped = false;
 
   constructor(
@@ -67,6 +52,11 @@ export class OfflineSource {
     this.now = opts.now ?? (() => performance.now());
     this.schedule = opts.schedule ?? realSchedule;
     this.warn = opts.warn ?? (() => undefined);
+    this.decoder = new FrameDecoder(() => `${reader.path} at byte ${reader.offset}`, this.warn);
+  }
+
+  get stats(): CaptureStats {
+    return this.decoder.stats;
   }
 
   stop(): void {
@@ -127,37 +117,7 @@ export class OfflineSource {
   }
 
   private feed(frame: Buffer, handler: CapturedPacketHandler): void {
-    const st = this.stats;
-    st.records++;
-    const off = ipv4Offset(this.reader.linkType, frame, frame.length);
-    if (off < 0) {
-      st.notIpv4++;
-      return;
-    }
-    const status = this.view.decode(frame, off, frame.length - off);
-    switch (status) {
-      case DecodeStatus.OK:
-        st.tcpPackets++;
-        handler.handleCaptured(this.view, this.now());
-        return;
-      case DecodeStatus.NOT_TCP:
-        st.notTcp++;
-        return;
-      case DecodeStatus.FRAGMENT:
-        st.fragments++;
-        return;
-      case DecodeStatus.TRUNCATED:
-        st.truncatedBySnaplen++;
-        if (!this.warnedSnaplen) {
-          this.warnedSnaplen = true;
-          this.warn(`${this.reader.path}: packets were cut by the capture's snaplen (${this.reader.snaplen}); their data cannot be replayed. Capture with \`tcpdump -s 0\``);
-        }
-        return;
-      default:
-        st.malformed++;
-        if (this.warnedMalformed++ < 5) {
-          this.warn(`${this.reader.path}: skipping packet ${st.records} at byte ${this.reader.offset}: ${DECODE_STATUS_TEXT[status]}`);
-        }
-    }
+    const pkt = this.decoder.decode(this.reader.linkType, frame, frame.length);
+    if (pkt) handler.handleCaptured(pkt, this.now());
   }
 }

@@ -1,4 +1,5 @@
-import { OfflineSource, type OfflineStats } from '../capture/offline-source';
+import type { CaptureStats } from '../capture/frame-decoder';
+import { OfflineSource } from '../capture/offline-source';
 import { PcapReader } from '../capture/pcap-file';
 import type { ReplayEngine } from '../session/replay-engine';
 
@@ -22,7 +23,7 @@ export interface OfflineReplayOptions {
 
 export interface OfflineReplayResult {
   passes: number;
-  capture: OfflineStats;
+  capture: CaptureStats;
   /** Passes whose tail wait ran out with sessions still busy. */
   tailTimeouts: number;
 }

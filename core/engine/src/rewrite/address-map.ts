@@ -12,6 +12,16 @@ export interface Transfer {
   onlinePort: number;
   targetIp: number;
   targetPort: number;
+  /** Data-link output (-o): our source MAC and the next hop's MAC toward the target (tcpcopy's `port@MAC` forms). */
+  srcMac?: Buffer;
+  dstMac?: Buffer;
+}
+
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+function parseMac(text: string, what: string, spec: string): Buffer {
+  if (!MAC_RE.test(text)) throw new OptionError(`-x ${spec}: ${what} "${text}" is not a MAC address like 02:00:5e:00:53:01`);
+  return Buffer.from(text.split(':').map((h) => parseInt(h, 16)));
 }
 
 function parsePort(text: string, what: string, spec: string): number {
@@ -32,14 +42,14 @@ function parseAddress(text: string, what: string, spec: string): number {
  * `-x 80-198.51.100.30:8080` or `-x 198.51.100.20:80-198.51.100.30:80,3306-198.51.100.31:3306`.
  */
 export function parseTransfers(spec: string): Transfer[] {
-  const hint = 'expected [onlineIP:]onlinePort-targetIP:targetPort, e.g. 80-198.51.100.30:80';
+  const hint = 'expected [onlineIP:]onlinePort[@srcMAC]-targetIP:targetPort[@nextHopMAC], e.g. 80-198.51.100.30:80';
   if (!spec || !spec.trim()) throw new OptionError(`-x is empty: ${hint}`);
   return spec.split(',').map((item) => {
     const part = item.trim();
     const dash = part.indexOf('-');
     if (dash < 0) throw new OptionError(`-x ${part}: no "-" between the online and the target side; ${hint}`);
-    const online = part.slice(0, dash);
-    const target = part.slice(dash + 1);
+    const [online, srcMacText] = part.slice(0, dash).split('@');
+    const [target, dstMacText] = part.slice(dash + 1).split('@');
     const onlineColon = online.lastIndexOf(':');
     const onlineIp = onlineColon >= 0 ? parseAddress(online.slice(0, onlineColon), 'online address', part) : 0;
     const onlinePort = parsePort(online.slice(onlineColon + 1), 'online port', part);
@@ -47,7 +57,13 @@ export function parseTransfers(spec: string): Transfer[] {
     if (targetColon < 0) throw new OptionError(`-x ${part}: the target needs an address and a port; ${hint}`);
     const targetIp = parseAddress(target.slice(0, targetColon), 'target address', part);
     const targetPort = parsePort(target.slice(targetColon + 1), 'target port', part);
-    return { onlineIp, onlinePort, targetIp, targetPort };
+    if (onlineIp === targetIp && onlinePort === targetPort) {
+      throw new OptionError(`-x ${part}: the target is the online server itself; replay to another address or port`);
+    }
+    const t: Transfer = { onlineIp, onlinePort, targetIp, targetPort };
+    if (srcMacText !== undefined) t.srcMac = parseMac(srcMacText, 'source MAC', part);
+    if (dstMacText !== undefined) t.dstMac = parseMac(dstMacText, 'next-hop MAC', part);
+    return t;
   });
 }
 

@@ -62,6 +62,8 @@ export class EngineStats {
   capturedUnmatched = 0;
   capturedSkippedNoSession = 0;
   capturedDuplicates = 0;
+  /** Packets of new connections left out while memory was short (-m). */
+  capturedRefusedMemory = 0;
   /** Connections left out by -r / -g sampling. */
   capturedSampledOut = 0;
   /** Holes in captured client streams (packets the capture lost) skipped, and their bytes. */

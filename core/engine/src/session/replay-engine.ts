@@ -63,6 +63,8 @@ export class ReplayEngine implements EngineContext {
   private sessionCount = 0;
   private pass = 0;
   private firstPacketAt = -1;
+  /** False while memory is short (-m): no new sessions, existing ones carry on. */
+  admitting = true;
   private readonly sampleSalt = (Math.random() * 0x7fffffff) | 0;
 
   constructor(init: ReplayEngineInit) {
@@ -122,11 +124,19 @@ export class ReplayEngine implements EngineContext {
       this.stats.capturedUnmatched++;
       return;
     }
+    if (!this.admitting && !this.knows(pkt.srcIp, pkt.srcPort)) {
+      this.stats.capturedRefusedMemory++;
+      return;
+    }
     if (!this.sampled(pkt.srcIp, pkt.srcPort, now)) {
       this.stats.capturedSampledOut++;
       return;
     }
     for (let copy = 0; copy < this.config.copies; copy++) this.handleCopy(pkt, transfer, copy, now);
+  }
+
+  private knows(ip: number, port: number): boolean {
+    return this.byClient.has(bucketKey(ip, port));
   }
 
   /**

@@ -1,0 +1,159 @@
+import type { CapturedPacketHandler } from './offline-source';
+import { CaptureStats, FrameDecoder } from './frame-decoder';
+import { LiveCapture, LiveCaptureError } from './live-capture';
+import { LinkType } from './pcap-file';
+
+/** A live source of captured client→server packets. */
+export interface LiveSource {
+  /** Starts delivering packets; throws a clear error when the capture cannot start. */
+  start(handler: CapturedPacketHandler): void;
+  close(): void;
+  readonly stats: CaptureStats;
+  /** One line for the start-up message: what is captured where. */
+  describe(): string;
+}
+
+/** Calls handler.flush once after each burst of packets (one event-loop turn). */
+function burstFlusher(handler: CapturedPacketHandler, now: () => number): () => void {
+  let queued = false;
+  const flush = (): void => {
+    queued = false;
+    handler.flush?.(now());
+  };
+  return () => {
+    if (queued) return;
+    queued = true;
+    setImmediate(flush);
+  };
+}
+
+export interface PcapLiveSourceOptions {
+  /** -i: device(s), comma-separated, or any. */
+  device: string;
+  /** -F: BPF filter. */
+  filter: string;
+  /** -B: kernel ring buffer per device, bytes. */
+  bufferSize?: number;
+  /** -S: bytes of each packet copied. */
+  snaplen?: number;
+  now?: () => number;
+  warn?: (message: string) => void;
+}
+
+/**
+ * Live capture through libpcap: the kernel's BPF filter passes only the
+ * transfers' packets, so the rest of the host's traffic costs nothing here.
+ */
+export class PcapLiveSource implements LiveSource {
+  private readonly capture: LiveCapture;
+  private readonly decoder: FrameDecoder;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: PcapLiveSourceOptions) {
+    this.capture = new LiveCapture({ device: opts.device, filter: opts.filter, bufferSize: opts.bufferSize, snaplen: opts.snaplen });
+    this.now = opts.now ?? (() => performance.now());
+    this.decoder = new FrameDecoder(() => `capture on ${opts.device}`, opts.warn);
+  }
+
+  get stats(): CaptureStats {
+    return this.decoder.stats;
+  }
+
+  start(handler: CapturedPacketHandler): void {
+    const flushSoon = burstFlusher(handler, this.now);
+    const decoder = this.decoder;
+    const now = this.now;
+    this.capture.start((frame, length, linkType) => {
+      const pkt = decoder.decode(linkType, frame, length);
+      if (pkt) handler.handleCaptured(pkt, now());
+      flushSoon();
+    });
+    for (const w of this.capture.warnings) this.opts.warn?.(w);
+  }
+
+  describe(): string {
+    const links = [...this.capture.linkTypes].map(([dev, lt]) => `${dev} (${LinkType[lt]})`).join(', ');
+    return `libpcap on ${links} with filter "${this.opts.filter}"`;
+  }
+
+  close(): void {
+    this.capture.close();
+  }
+}
+
+// raw-socket ships no typings: the part used for receiving.
+interface RawRecvSocket {
+  on(event: 'message', listener: (buffer: Buffer, source: string) => void): void;
+  on(event: 'error', listener: (err: Error) => void): void;
+  setOption(level: number, option: number, value: number): void;
+  close(): void;
+}
+interface RawRecvModule {
+  createSocket(opts: { protocol: number; bufferSize?: number }): RawRecvSocket;
+  Protocol: { TCP: number };
+  SocketLevel: { SOL_SOCKET: number };
+  SocketOption: { SO_RCVBUF: number };
+}
+
+/** SO_RCVBUFFORCE: root may set a receive buffer above net.core.rmem_max. */
+const SO_RCVBUFFORCE = 33;
+
+/**
+ * Live capture through an IP-layer raw socket: every inbound TCP segment of
+ * the host reaches us and the transfers are picked in user space. No libpcap
+ * needed, but more packets to look at on a busy host.
+ */
+export class RawSocketLiveSource implements LiveSource {
+  private socket: RawRecvSocket | null = null;
+  private readonly decoder: FrameDecoder;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: { receiveBuffer?: number; now?: () => number; warn?: (message: string) => void } = {}) {
+    this.now = opts.now ?? (() => performance.now());
+    this.decoder = new FrameDecoder(() => 'raw socket capture', opts.warn);
+  }
+
+  get stats(): CaptureStats {
+    return this.decoder.stats;
+  }
+
+  start(handler: CapturedPacketHandler): void {
+    const raw = require('raw-socket') as RawRecvModule;
+    let socket: RawRecvSocket;
+    try {
+      // Large enough for a GRO-merged segment; the addon hands out views of this one buffer.
+      socket = raw.createSocket({ protocol: raw.Protocol.TCP, bufferSize: 65536 + 256 });
+    } catch (err) {
+      const text = (err as Error).message;
+      throw new LiveCaptureError(
+        /not permitted/i.test(text) ? 'PERMISSION' : 'OPEN',
+        `cannot open a raw socket to capture: ${text} (run as root or grant CAP_NET_RAW)`,
+      );
+    }
+    const size = this.opts.receiveBuffer ?? 64 * 1024 * 1024;
+    try {
+      socket.setOption(raw.SocketLevel.SOL_SOCKET, SO_RCVBUFFORCE, size);
+    } catch {
+      socket.setOption(raw.SocketLevel.SOL_SOCKET, raw.SocketOption.SO_RCVBUF, size);
+    }
+    const flushSoon = burstFlusher(handler, this.now);
+    const decoder = this.decoder;
+    socket.on('message', (buffer) => {
+      const pkt = decoder.decode(LinkType.RAW, buffer, buffer.length);
+      if (pkt) handler.handleCaptured(pkt, this.now());
+      flushSoon();
+    });
+    socket.on('error', (err) => this.opts.warn?.(`raw socket capture: ${err.message}`));
+    this.socket = socket;
+  }
+
+  describe(): string {
+    return 'an IP raw socket (all inbound TCP, picked by -x)';
+  }
+
+  close(): void {
+    this.socket?.close();
+    this.socket = null;
+  }
+}
+

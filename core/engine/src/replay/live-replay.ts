@@ -1,0 +1,70 @@
+import type { LiveSource } from '../capture/live-source';
+import type { ReplayEngine } from '../session/replay-engine';
+
+export interface LiveReplayOptions {
+  /** -m: stop cleanly before the process's resident memory passes this many bytes (0: no limit). */
+  memoryLimitBytes?: number;
+  /** Called every `statsIntervalMs` (0: never) with the engine and capture counters. */
+  onStats?: () => void;
+  statsIntervalMs?: number;
+  /** Timer resolution of the engine, ms. */
+  tickMs?: number;
+  warn?: (message: string) => void;
+  /** Memory read (tests replace it). */
+  rss?: () => number;
+}
+
+export type LiveReplayEnd = 'stopped' | 'memory';
+
+export interface LiveReplay {
+  /** Resolves when the replay ended: stop() was called, or memory ran short. */
+  readonly done: Promise<LiveReplayEnd>;
+  stop(): void;
+}
+
+/** Above this share of -m no new session starts; at the limit the replay stops. */
+const ADMIT_SHARE = 0.85;
+const STOP_SHARE = 0.97;
+
+/**
+ * Live replay: the source feeds captured packets to the engine as they come;
+ * timers tick; memory is watched so that the online host never suffers: new
+ * sessions are refused near the limit and the replay stops cleanly before it.
+ */
+export function replayLive(engine: ReplayEngine, source: LiveSource, opts: LiveReplayOptions = {}): LiveReplay {
+  let finish!: (end: LiveReplayEnd) => void;
+  const done = new Promise<LiveReplayEnd>((resolve) => (finish = resolve));
+  source.start(engine);
+  const tick = setInterval(() => engine.tick(), opts.tickMs ?? 2);
+  const rss = opts.rss ?? (() => process.memoryUsage.rss());
+  const limit = opts.memoryLimitBytes ?? 0;
+  const memory = limit > 0
+    ? setInterval(() => {
+        const used = rss();
+        if (used >= limit * STOP_SHARE) {
+          opts.warn?.(`memory ${(used / 2 ** 20).toFixed(0)} MiB is at the -m limit of ${(limit / 2 ** 20).toFixed(0)} MiB: stopping`);
+          end('memory');
+          return;
+        }
+        const admit = used < limit * ADMIT_SHARE;
+        if (admit !== engine.admitting) {
+          engine.admitting = admit;
+          opts.warn?.(admit ? 'memory is below the -m limit again: new connections are replayed'
+            : `memory ${(used / 2 ** 20).toFixed(0)} MiB is near the -m limit: new connections are not replayed for now`);
+        }
+      }, 250)
+    : null;
+  const stats = opts.onStats && opts.statsIntervalMs ? setInterval(opts.onStats, opts.statsIntervalMs) : null;
+  let ended = false;
+  function end(why: LiveReplayEnd): void {
+    if (ended) return;
+    ended = true;
+    source.close();
+    clearInterval(tick);
+    if (memory) clearInterval(memory);
+    if (stats) clearInterval(stats);
+    engine.closeAll();
+    finish(why);
+  }
+  return { done, stop: () => end('stopped') };
+}
