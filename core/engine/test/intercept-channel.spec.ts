@@ -14,7 +14,7 @@ import {
   writeFrameHeader,
   writeRouteAddBody,
 } from '../src/intercept/channel-messages';
-import { InterceptClient, InterceptConnectError, parseInterceptAddresses } from '../src/intercept/intercept-client';
+import { InterceptClient, InterceptConnectError, parseInterceptAddresses, routeToString } from '../src/intercept/intercept-client';
 import { HoldQueue, InterceptServer, RouteTable } from '../src/intercept/intercept-server';
 import type { Route } from '../src/intercept/route-registry';
 import { buildPacket, synAckOptions } from '../src/compliance/packets';
@@ -99,6 +99,45 @@ async function fakePeer(onConn: (s: net.Socket) => void): Promise<{ port: number
     port: (s.address() as net.AddressInfo).port,
     close: () => new Promise<void>((r) => {
       for (const c of sockets) c.destroy();
+      s.close(() => r());
+    }),
+  };
+}
+
+/**
+ * A TCP relay to an intercept, so that one client connection can be cut while the others and
+ * the intercept stay up. Each connection is known by the first bytes its client sent (the HELLO).
+ */
+async function tcpProxy(toPort: number) {
+  const pairs: Array<{ client: net.Socket; upstream: net.Socket; hello: string }> = [];
+  const s = net.createServer((c) => {
+    const u = net.connect(toPort, LOOPBACK);
+    const pair = { client: c, upstream: u, hello: '' };
+    pairs.push(pair);
+    c.on('error', () => undefined);
+    u.on('error', () => undefined);
+    c.pipe(u);
+    u.pipe(c);
+    c.once('data', (d: Buffer) => {
+      pair.hello = d.toString('latin1');
+    });
+    c.on('close', () => u.destroy());
+    u.on('close', () => c.destroy());
+  });
+  await new Promise<void>((r) => s.listen(0, LOOPBACK, () => r()));
+  return {
+    port: (s.address() as net.AddressInfo).port,
+    /** Resets (RST) the client connection whose HELLO contains `tag`. */
+    reset(tag: string): void {
+      const p = pairs.find((x) => x.hello.includes(tag) && !x.client.destroyed);
+      if (!p) throw new Error(`no live connection with ${tag}`);
+      p.client.resetAndDestroy();
+    },
+    close: () => new Promise<void>((r) => {
+      for (const p of pairs) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
       s.close(() => r());
     }),
   };
@@ -251,7 +290,7 @@ describe('intercept channel', () => {
     }
 
     it('exchanges HELLO and learns the intercept', async () => {
-      const { client } = newClient({ name: 'test tcpcopy' });
+      const { client } = newClient({ name: 'test tcpcopy', channelsPerIntercept: 1 });
       await client.connect();
       const info = client.intercepts[0]!;
       expect(info.version).to.equal(1);
@@ -486,6 +525,310 @@ describe('intercept channel', () => {
       process.stderr.write(`      [intercept channel: ${total} replies of 52 bytes in ${secs.toFixed(2)} s = ${rate} replies/s ` +
         `on loopback, ${server.stats().batches} socket writes]\n`);
       expect(server.stats().dropped).to.equal(0);
+    });
+  });
+
+  describe('parallel channels (-C) and lonely mode (-L)', () => {
+    let server: InterceptServer;
+    let port: number;
+    const clients: InterceptClient[] = [];
+    const extraServers: InterceptServer[] = [];
+    const closers: Array<() => Promise<void>> = [];
+    const logs: string[] = [];
+    const log = (l: string, m: string) => logs.push(`${l}: ${m}`);
+
+    beforeEach(async () => {
+      logs.length = 0;
+      server = new InterceptServer({ port: 0, host: LOOPBACK, holdMs: 300, log });
+      port = (await server.listen()).port;
+    });
+
+    afterEach(async () => {
+      for (const c of clients.splice(0)) await c.close();
+      for (const s of extraServers.splice(0)) await s.close();
+      for (const f of closers.splice(0)) await f();
+      await server.close();
+    });
+
+    function newClient(extra: Parameters<typeof recordingClient>[1] = {}, to = port) {
+      const r = recordingClient(to, extra);
+      clients.push(r.client);
+      return r;
+    }
+
+    /** Stops the intercept and starts a new one on the same port (same logs). */
+    async function restartLater(): Promise<void> {
+      logs.length = 0;
+      server = new InterceptServer({ port, host: LOOPBACK, holdMs: 300, log });
+      await server.listen();
+    }
+
+    /** Intercept's debug lines "route add|del <route> … by <peer> (<name> [channel k/N])": [route, channel index]. */
+    function routeLog(kind: 'add' | 'del'): Array<[string, number]> {
+      const out: Array<[string, number]> = [];
+      const re = new RegExp(`^debug: route ${kind} (\\S+ ← \\S+) .*\\[channel (\\d+)/\\d+\\]\\)$`);
+      for (const line of logs) {
+        const m = re.exec(line);
+        if (m) out.push([m[1], Number(m[2]) - 1]);
+      }
+      return out;
+    }
+
+    function owner(r: Route): number {
+      const i = server.routes.find(r.clientIp, r.clientPort, r.targetIp, r.targetPort);
+      return i < 0 ? -1 : server.routes.connOf(i);
+    }
+
+    it('rejects a channel count outside 1..16', () => {
+      for (const n of [0, 17, 2.5]) {
+        expect(() => new InterceptClient({ servers: LOOPBACK, channelsPerIntercept: n })).to.throw(RangeError, /from 1 to 16/);
+      }
+      expect(new InterceptClient({ servers: LOOPBACK }).channelsPerIntercept, 'default like tcpcopy').to.equal(2);
+    });
+
+    it('spreads routes over the channels; a route\'s add, del and replies stay on its channel', async () => {
+      const N = 4;
+      const { client, got, batches } = newClient({ channelsPerIntercept: N, name: 'spread' });
+      await client.connect();
+      expect(server.stats().clients, 'connect() resolves once every channel answered').to.equal(N);
+      expect(client.stats()).to.include({ channels: N, channelsConnected: N, connected: 1, intercepts: 1 });
+
+      const routes = Array.from({ length: 64 }, (_, i) => route(`203.0.113.${20 + (i % 8)}`, 50000 + i * 7));
+      for (const r of routes) client.add(r);
+      await until('routes', () => server.stats().routes === 64);
+
+      // intercept's side: which connection owns each route.
+      const byChannel = new Map<number, Set<number>>();
+      for (const r of routes) {
+        const c = client.channelOf(r);
+        if (!byChannel.has(c)) byChannel.set(c, new Set());
+        byChannel.get(c)!.add(owner(r));
+      }
+      expect([...byChannel.keys()].sort(), 'every channel carries routes').to.deep.equal([0, 1, 2, 3]);
+      for (const owners of byChannel.values()) expect(owners.size, 'one connection per channel').to.equal(1);
+      const conns = new Set([...byChannel.values()].map((s) => [...s][0]));
+      expect(conns.size, 'a different connection for each channel').to.equal(N);
+      // …and it is the connection that said HELLO as that channel.
+      const adds = routeLog('add');
+      expect(adds).to.have.length(64);
+      for (const [text, ch] of adds) expect(ch, text).to.equal(client.channelOf(routes.find((r) => routeToString(r) === text)!));
+
+      // Replies come back on the owning connection; the client takes them from any of them.
+      routes.forEach((r, i) => {
+        const p = reply(r, { seq: 7000 + i });
+        server.dispatch(p, 0, p.length);
+      });
+      await until('replies', () => got.length === 64);
+      expect(got.map((g) => g.record.readUInt32BE(24)).sort((a, b) => a - b)).to.deep.equal(routes.map((_, i) => 7000 + i));
+      expect(batches()).to.be.at.least(1);
+
+      // intercept honours a ROUTE_DEL only from the connection owning the route: all 64 gone
+      // means every removal went to the route's channel.
+      for (const r of routes) client.remove(r);
+      await until('routes removed', () => server.stats().routes === 0);
+      expect(server.stats().routesRemoved).to.equal(64);
+      for (const [text, ch] of routeLog('del')) expect(ch, text).to.equal(client.channelOf(routes.find((r) => routeToString(r) === text)!));
+
+      // Replies sent per connection, from intercept's disconnect lines.
+      await client.close();
+      await until('disconnects logged', () => logs.filter((l) => l.includes('disconnected')).length === N);
+      const perChannel = new Array<number>(N).fill(0);
+      for (const r of routes) perChannel[client.channelOf(r)]++;
+      for (const line of logs.filter((l) => l.includes('disconnected'))) {
+        const m = /\[channel (\d+)\/4\]\) disconnected: 0 route\(s\) dropped, (\d+) replies sent/.exec(line)!;
+        expect(Number(m[2]), line).to.equal(perChannel[Number(m[1]) - 1]);
+      }
+    });
+
+    it('sends routes added before connect() on their channel', async () => {
+      const { client } = newClient({ channelsPerIntercept: 3 });
+      const routes = Array.from({ length: 12 }, (_, i) => route('203.0.113.30', 52000 + i));
+      for (const r of routes) client.add(r);
+      client.remove(routes[0]);
+      await client.connect();
+      await until('routes', () => server.stats().routes === 11);
+      expect(owner(routes[0])).to.equal(-1);
+      const conns = new Map<number, number>();
+      for (const r of routes.slice(1)) {
+        const c = client.channelOf(r);
+        expect(conns.get(c) ?? owner(r)).to.equal(owner(r));
+        conns.set(c, owner(r));
+      }
+      expect(new Set(conns.values()).size).to.equal(conns.size);
+    });
+
+    it('without -L, a lost intercept is reported once, as before, and not reconnected', async () => {
+      const { client, errors } = newClient({ channelsPerIntercept: 3, reconnectMinMs: 20, reconnectMaxMs: 40 });
+      await client.connect();
+      await server.close();
+      await until('error', () => errors.length === 1);
+      await restartLater();
+      await tick(300);
+      expect(errors).to.deep.equal([
+        `lost the connection to intercept at ${LOOPBACK}:${port}: intercept is shutting down; replies through it stop`,
+      ]);
+      expect(server.stats().clientsAccepted, 'no reconnect').to.equal(0);
+      expect(client.stats()).to.include({ connected: 0, channelsConnected: 0, reconnects: 0 });
+      client.add(route('203.0.113.31', 53000));
+      expect(client.stats().routesDropped).to.equal(1);
+    });
+
+    it('with -L, a restarted intercept gets the active routes again, not the removed ones, then the queued ones', async function () {
+      this.timeout(6000);
+      const N = 3;
+      const { client, got, errors } = newClient({ channelsPerIntercept: N, keepRunning: true, reconnectMinMs: 50, reconnectMaxMs: 200 });
+      await client.connect();
+      const before = Array.from({ length: 30 }, (_, i) => route('203.0.113.40', 51000 + i, i % 3));
+      for (const r of before) client.add(r);
+      for (const r of before.slice(0, 10)) client.remove(r);
+      await until('routes', () => server.stats().routes === 20);
+
+      const t0 = performance.now();
+      await server.close();
+      await until('loss reported', () => errors.length === 1);
+      expect(errors[0]).to.equal(`lost the connection to intercept at ${LOOPBACK}:${port}: intercept is shutting down; ` +
+        'reconnecting (-L): routes are queued and registered again when it answers');
+      // During the outage: five new routes, one old route removed, one new route added and removed.
+      const queued = Array.from({ length: 5 }, (_, i) => route('203.0.113.41', 51000 + i, 7));
+      for (const r of queued) client.add(r);
+      client.add(queued[0]); // added again: registered once
+      client.remove(before[10]);
+      const gone = route('203.0.113.42', 51000);
+      client.add(gone);
+      client.remove(gone);
+      // Queue entries, stale ones included (they are skipped on reconnect).
+      expect(client.stats()).to.include({ routesQueued: 7, connected: 0, channelsConnected: 0 });
+      await tick(150); // a few refused attempts
+
+      await restartLater();
+      await until('routes registered again', () => client.stats().connected === 1 && server.stats().routes === 24, 3000);
+      const took = performance.now() - t0;
+      await until('recovery reported', () => errors.length === 2);
+      expect(errors[1]).to.match(new RegExp(`^reconnected to intercept at ${LOOPBACK}:${port} after \\d+\\.\\d s: ` +
+        '19 route\\(s\\) registered again, 5 queued route\\(s\\) sent; replies flow again$'));
+      for (const r of [...before.slice(0, 11), gone]) expect(owner(r), routeToString(r)).to.equal(-1);
+      for (const r of [...before.slice(11), ...queued]) expect(owner(r), routeToString(r)).to.be.at.least(0);
+      expect(server.routes.wantOf(server.routes.find(before[11].clientIp, before[11].clientPort, before[11].targetIp, 80)))
+        .to.equal(11 % 3);
+      expect(client.stats()).to.include({
+        reconnects: N, routesReregistered: 19, routesQueueSent: 5, routesQueued: 0, routesQueueDropped: 0, routesDropped: 0,
+      });
+      // On each channel, the routes it had come before the queued ones.
+      const adds = routeLog('add');
+      const queuedText = new Set(queued.map(routeToString));
+      for (let c = 0; c < N; c++) {
+        const order = adds.filter(([, ch]) => ch === c).map(([t]) => queuedText.has(t));
+        expect(order.indexOf(true) === -1 || order.lastIndexOf(false) < order.indexOf(true), `channel ${c}`).to.equal(true);
+      }
+      // Replies flow again, for old and queued routes alike.
+      for (const r of [before[20], queued[3]]) {
+        const p = reply(r);
+        server.dispatch(p, 0, p.length);
+      }
+      await until('replies', () => got.length === 2);
+      process.stderr.write(`      [-L: intercept restarted, ${N} channels back and 24 routes registered ${took.toFixed(0)} ms after the loss]\n`);
+    });
+
+    it('with -L, one lost channel is reconnected while the intercept stays up', async () => {
+      const proxy = await tcpProxy(port);
+      closers.push(proxy.close);
+      const { client, got, errors } = newClient({ channelsPerIntercept: 2, keepRunning: true, reconnectMinMs: 30, reconnectMaxMs: 60 },
+        proxy.port);
+      await client.connect();
+      const routes = Array.from({ length: 20 }, (_, i) => route('203.0.113.43', 54000 + i * 3));
+      for (const r of routes) client.add(r);
+      await until('routes', () => server.stats().routes === 20);
+      const victim = client.channelOf(routes[0]);
+      const onVictim = routes.filter((r) => client.channelOf(r) === victim).length;
+      proxy.reset(`[channel ${victim + 1}/2]`);
+      await until('loss reported', () => errors.length === 1);
+      expect(errors[0]).to.match(/^lost the connection to intercept at .*: connection reset; reconnecting \(-L\)/);
+      await until('back', () => client.stats().reconnects === 1 && server.stats().routes === 20 && errors.length === 2);
+      expect(server.stats().routesDisconnected, 'intercept had dropped that channel\'s routes').to.equal(onVictim);
+      expect(errors[1]).to.contain(`${onVictim} route(s) registered again, 0 queued route(s) sent`);
+      const p = reply(routes[0]);
+      server.dispatch(p, 0, p.length);
+      await until('reply', () => got.length === 1);
+    });
+
+    it('with -L, connect() resolves with a down intercept pending, and its queued routes go when it comes up', async () => {
+      const down = await closedPort();
+      const { client, got, errors } = newClient({ channelsPerIntercept: 2, keepRunning: true, reconnectMinMs: 50, reconnectMaxMs: 100 }, down);
+      const r1 = route('203.0.113.44', 55000);
+      const r2 = route('203.0.113.44', 55001);
+      const r3 = route('203.0.113.44', 55002);
+      client.add(r1);
+      const t0 = performance.now();
+      await client.connect();
+      expect(performance.now() - t0).to.be.below(1000);
+      expect(errors).to.deep.equal([`cannot reach intercept at ${LOOPBACK}:${down}: connection refused; start intercept there ` +
+        'or fix -s (-L: tcpcopy goes on without it, tries again in the background and registers its routes when it answers)']);
+      expect(client.stats()).to.include({ connected: 0, channelsConnected: 0 });
+      expect(client.intercepts[0]).to.equal(null);
+      client.add(r2);
+      client.add(r3);
+      client.remove(r3);
+      await tick(120);
+      const late = new InterceptServer({ port: down, host: LOOPBACK });
+      extraServers.push(late);
+      await late.listen();
+      await until('routes', () => client.stats().connected === 1 && late.stats().routes === 2 && errors.length === 2, 3000);
+      expect(errors[1]).to.match(new RegExp(`^connected to intercept at ${LOOPBACK}:${down} after \\d+\\.\\d s ` +
+        '\\(it was not reachable at start\\): 2 queued route\\(s\\) sent$'));
+      expect(late.routes.find(r3.clientIp, r3.clientPort, r3.targetIp, r3.targetPort)).to.equal(-1);
+      const p = reply(r2);
+      late.dispatch(p, 0, p.length);
+      await until('reply', () => got.length === 1);
+      expect(client.intercepts[0]).to.not.equal(null);
+    });
+
+    it('with -L, the route queue is bounded and what does not fit is counted', async () => {
+      const { client, errors } = newClient({ channelsPerIntercept: 2, keepRunning: true, maxQueuedRoutes: 5, reconnectMinMs: 50, reconnectMaxMs: 100 });
+      await client.connect();
+      const old = Array.from({ length: 3 }, (_, i) => route('203.0.113.45', 56000 + i));
+      for (const r of old) client.add(r);
+      await until('routes', () => server.stats().routes === 3);
+      await server.close();
+      await until('loss', () => errors.length === 1);
+      const more = Array.from({ length: 12 }, (_, i) => route('203.0.113.46', 56000 + i));
+      for (const r of more) client.add(r);
+      expect(client.stats()).to.include({ routesQueued: 5, routesQueueDropped: 7, routesDropped: 7 });
+      await restartLater();
+      await until('back', () => client.stats().connected === 1 && server.stats().routes === 8 && errors.length === 2, 3000);
+      for (const r of more.slice(0, 5)) expect(owner(r), 'the first five were kept').to.be.at.least(0);
+      for (const r of more.slice(5)) expect(owner(r), 'the rest were dropped').to.equal(-1);
+      expect(errors[1]).to.contain('3 route(s) registered again, 5 queued route(s) sent, 7 dropped (queue full)');
+      expect(client.stats().routesQueued).to.equal(0);
+    });
+
+    it('with -L, retries with a doubling, bounded delay and stops at close()', async () => {
+      const attempts: number[] = [];
+      const peer = await fakePeer((s) => {
+        attempts.push(performance.now());
+        s.destroy(); // like an intercept that is going down
+      });
+      closers.push(peer.close);
+      const { client, errors } = newClient({ channelsPerIntercept: 1, keepRunning: true, reconnectMinMs: 20, reconnectMaxMs: 80 }, peer.port);
+      await client.connect();
+      await until('attempts', () => attempts.length >= 8, 3000);
+      await client.close();
+      const n = attempts.length;
+      const gaps = attempts.slice(1).map((t, i) => t - attempts[i]);
+      expect(gaps[0]).to.be.at.least(15);
+      for (const g of gaps.slice(3)) expect(g, 'capped').to.be.within(60, 80 + 150);
+      expect(errors, 'reported once, as pending at start').to.have.length(1);
+      expect(errors[0]).to.contain('closed the connection without answering HELLO');
+      await tick(200);
+      expect(attempts.length, 'no attempt after close()').to.equal(n);
+    });
+
+    it('with -L, connect() still fails for something that is not an intercept', async () => {
+      const peer = await fakePeer((s) => s.write('SSH-2.0-OpenSSH_9.2p1\r\n'));
+      closers.push(peer.close);
+      const c = new InterceptClient({ servers: `${LOOPBACK}:${peer.port}`, keepRunning: true, onError: () => undefined });
+      clients.push(c);
+      const err = await c.connect().then(() => null, (e: unknown) => e as InterceptConnectError);
+      expect(err!.code).to.equal('NOT_INTERCEPT');
     });
   });
 

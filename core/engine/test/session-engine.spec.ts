@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { TCP_ACK, TCP_PSH } from '../src/decode/tcp-packet';
 import { buildPacket } from '../src/compliance/packets';
+import type { SessionProtocol } from '../src/protocol/session-protocol';
 import { conversation, EngineRig, type Exchange } from '../src/compliance/engine-rig';
 
 const client = { ip: '198.51.100.10', port: 40000, isn: 1_000_000 };
@@ -249,5 +250,59 @@ describe('session engine: copies, sampling, no-wait, lost capture packets', () =
     expect(rig.engine.stats.captureGaps).to.equal(1);
     expect(rig.engine.stats.captureGapBytes).to.equal(1448);
     expect(only(rig.sim.streams()).length).to.equal(3003 - 1448);
+  });
+});
+
+describe('session engine: protocol-framed streams', () => {
+  /** Emits each request line in two chunks with the same tag; requests go one at a time. */
+  const splitting: SessionProtocol = {
+    name: 'split',
+    replyPayloadBytes: 100,
+    createSession(ctx) {
+      let n = 0;
+      let pending = '';
+      return {
+        onClientData(data) {
+          const lines = (pending + data.toString('latin1')).split('\n');
+          pending = lines.pop() ?? '';
+          for (const l of lines) {
+            n++;
+            ctx.emit(Buffer.from(l.slice(0, 4), 'latin1'), n);
+            ctx.emit(Buffer.from(l.slice(4) + '\n', 'latin1'), n);
+          }
+        },
+      };
+    },
+  };
+
+  it('a reconnect sends a half-acknowledged request again from its start', () => {
+    const rig = new EngineRig({ protocol: splitting, sim: { resetAfterBytes: 'GET a 100\n'.length + 4 } });
+    for (const p of conversation(client, [{ request: 'GET a 100\n', response: 100 }, { request: 'GET b 10\n', response: 10 }])) rig.capture(p);
+    rig.advance(100);
+    const streams = rig.sim.history.map((c) => c.bytes.toString('latin1'));
+    expect(streams[0]).to.equal('GET a 100\nGET ');
+    expect(streams[1]).to.equal('GET b 10\n');
+    expect(rig.engine.stats.sessionsReconstructed).to.equal(1);
+  });
+
+  it('hands the protocol only new target bytes, with the gap before them', () => {
+    const seen: Array<[number, number, number]> = [];
+    const watching: SessionProtocol = {
+      name: 'watch',
+      replyPayloadBytes: 65000,
+      createSession: () => ({ onTargetData: (data, length, info) => void seen.push([data.length, length, info.gap]) }),
+    };
+    const rig = new EngineRig({ protocol: watching, sim: { mss: 100 } });
+    // Intercept misses the second reply packet: the protocol is told of a 100-byte gap.
+    const origReplies = rig.replies;
+    let n = 0;
+    const keep = origReplies.push.bind(origReplies);
+    origReplies.push = (...items: Buffer[]) => {
+      for (const p of items) if (!(p.length > 60 && ++n === 2)) keep(p);
+      return origReplies.length;
+    };
+    for (const p of conversation(client, [{ request: 'GET a 300\n', response: 300 }])) rig.capture(p);
+    rig.advance(50);
+    expect(seen).to.deep.equal([[100, 100, 0], [100, 100, 100]]);
   });
 });

@@ -1,1 +1,27 @@
-export {};
+import type { ProtocolOptions, SessionProtocol } from '@tcpcopy/core';
+import { HttpSession } from './http-session';
+import { parseOptions } from './options';
+
+export { CONTINUE_TAG_BASE, HttpSession, RAW_TAG } from './http-session';
+export { DEFAULT_REPLY_BYTES, HttpOptionError, parseOptions, type HttpRules } from './options';
+export { ChunkedDecoder } from './chunked';
+
+/**
+ * The HTTP/1.x protocol with `--protocol-opt` options (see README.md): frames
+ * requests and responses, sends each request only once the target has
+ * answered the previous one, filters and rewrites requests. Throws on an
+ * unknown option or a bad value.
+ */
+export function createProtocol(options: ProtocolOptions = {}): SessionProtocol {
+  const rules = parseOptions(options);
+  return {
+    name: 'http',
+    replyPayloadBytes: rules.replyBytes,
+    createSession: (ctx) => new HttpSession(ctx, rules),
+  };
+}
+
+/** The protocol without options. */
+export const httpProtocol: SessionProtocol = createProtocol({});
+
+export default httpProtocol;

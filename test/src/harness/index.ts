@@ -7,3 +7,4 @@ export * from './capture';
 export * from './replay';
 export * from './streams';
 export * from './live';
+export * from './redis';

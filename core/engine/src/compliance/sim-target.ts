@@ -84,6 +84,8 @@ export interface SimOptions {
   dropDataPacket?: number;
   /** Send an RST after this many answered requests on each connection. */
   resetAfterAnswers?: number;
+  /** Send an RST once the first connection has received this many bytes (later connections are spared). */
+  resetAfterBytes?: number;
   /** Close (FIN) right after the first answer, as an HTTP server does for "Connection: close". */
   closeAfterAnswer?: boolean;
   responder?: Responder;
@@ -156,6 +158,12 @@ export class SimTarget {
         c.received.push(data);
         c.rcvNxt = (c.rcvNxt + len) >>> 0;
         this.log.push(`${key} data ${data.toString('latin1').replace(/\n/g, '|')}`);
+        if (this.o.resetAfterBytes && this.history.length === 1 && c.bytes.length >= this.o.resetAfterBytes) {
+          this.send(v, c, c.sndNxt, TCP_ACK, Buffer.alloc(0));
+          this.send(v, c, c.sndNxt, TCP_RST, Buffer.alloc(0));
+          c.reset = true;
+          return;
+        }
         const answers = c.finSent ? [] : this.responder.onData(c, data);
         if (answers.length === 0) this.send(v, c, c.sndNxt, TCP_ACK, Buffer.alloc(0));
         else this.answer(v, c, answers);

@@ -8,6 +8,9 @@ import {
   type SessionProtocol,
 } from './session-protocol';
 
+/** Reused for every onTargetData call (protocols must not keep it). */
+const targetInfo = { gap: 0 };
+
 /** Tag of the client's FIN or RST in mayRelease questions. */
 export const CLOSE_TAG = -1;
 
@@ -87,14 +90,37 @@ export class ProtocolDriver {
     }
   }
 
-  targetData(data: Buffer, length: number): void {
+  targetData(data: Buffer, length: number, gap: number): void {
     if (this.closed) return;
     const hook = this.session?.onTargetData;
     if (!hook) return;
+    targetInfo.gap = gap;
     try {
-      hook.call(this.session, data, length);
+      hook.call(this.session, data, length, targetInfo);
     } catch (err) {
       this.fault('onTargetData', err);
+    }
+  }
+
+  targetClose(reset: boolean): void {
+    if (this.closed) return;
+    const hook = this.session?.onTargetClose;
+    if (!hook) return;
+    try {
+      hook.call(this.session, reset);
+    } catch (err) {
+      this.fault('onTargetClose', err);
+    }
+  }
+
+  idleRelease(tag: number): void {
+    if (this.closed) return;
+    const hook = this.session?.onIdleRelease;
+    if (!hook) return;
+    try {
+      hook.call(this.session, tag);
+    } catch (err) {
+      this.fault('onIdleRelease', err);
     }
   }
 

@@ -14,12 +14,16 @@
  *                                           resumed=true when its start was not captured or when
  *                                           the target dropped the connection with requests left.
  *                                           It may come before or after the first onClientData.
- *   onTargetData(data, length)*             target payload on the current connection
+ *   onTargetData(data, length, info)*       new target payload on the current connection, in order
+ *   onIdleRelease(tag)*                     the engine let a held chunk go without the protocol's yes
+ *   onTargetClose(reset)*                   the target closed (FIN) or reset the current connection
  *   mayRelease(tag, query)*                 before the first byte of each emitted chunk goes
  *   onClose()                               exactly once, last
  *
  * onClientData, onTargetData and mayRelease interleave after onConnect. The
- * buffers passed in are only valid during the call: copy what you keep.
+ * client data passed to onClientData is the engine's own copy: it stays valid
+ * and unchanged, so a protocol may emit it or slices of it without copying
+ * (it must not modify it). Target data is only valid during the call.
  * A hook that throws ends the protocol's part in that connection only: the
  * error is counted and logged, and the connection continues as raw TCP.
  */
@@ -65,6 +69,11 @@ export interface ClientDataInfo {
   readonly onlineServerBytes: number;
 }
 
+export interface TargetDataInfo {
+  /** Target bytes skipped just before this data because no reply carried them. */
+  readonly gap: number;
+}
+
 export interface ConnectInfo {
   /** True when the target did not see this connection's start: a mid-stream capture or a reconnect. */
   readonly resumed: boolean;
@@ -90,10 +99,23 @@ export interface ProtocolSession {
    */
   onConnect?(info: ConnectInfo): boolean | void;
   /**
-   * Target payload: `data` holds the first bytes of it that intercept returned
-   * (up to replyPayloadBytes; it may be shorter than `length`, or empty).
+   * New target payload, in stream order (bytes already seen are cut off):
+   * `length` bytes arrived, of which `data` holds the first ones intercept
+   * returned (up to replyPayloadBytes; it may be shorter, or empty).
+   * `info.gap` > 0 says that many bytes before these were never seen (a reply
+   * intercept missed): a parsing protocol should resynchronise.
    */
-  onTargetData?(data: Buffer, length: number): void;
+  onTargetData?(data: Buffer, length: number, info: TargetDataInfo): void;
+  /**
+   * The target stayed quiet while the chunk tagged `tag` (-1: the client's
+   * FIN/RST) was held, and the engine let it go anyway (`--gate-idle`).
+   */
+  onIdleRelease?(tag: number): void;
+  /**
+   * The target closed (reset=false: its FIN, after all its data) or reset the
+   * current connection. A reconnect may follow (onConnect with resumed=true).
+   */
+  onTargetClose?(reset: boolean): void;
   /**
    * May the chunk emitted with `tag` go now? Asked before its first byte is
    * sent, again after every target reply until it says yes. Default: once the

@@ -61,6 +61,14 @@ export class OutQueue {
     this.bytes += shift;
   }
 
+  /** Position of the first held chunk of the request `c` belongs to (tag > 0), or of `c` itself. */
+  startOfTag(c: OutChunk): number {
+    let k = this.chunks.indexOf(c, this.head);
+    if (k < 0 || c.tag <= 0) return c.pos;
+    while (k > this.head && this.chunks[k - 1].tag === c.tag) k--;
+    return this.chunks[k].pos;
+  }
+
   /** The chunk holding position `pos`, or undefined past the end. */
   chunkAt(pos: number): OutChunk | undefined {
     for (let i = this.head; i < this.chunks.length; i++) {
@@ -70,11 +78,19 @@ export class OutQueue {
     return undefined;
   }
 
-  /** Drops chunks wholly before `pos` (acknowledged by the target). */
+  /**
+   * Drops chunks wholly before `pos` (acknowledged by the target), except the
+   * chunks of a request (tag > 0) not yet wholly acknowledged: a reconnect
+   * sends such a request again from its start.
+   */
   release(pos: number): void {
+    let i = this.head;
+    while (i < this.chunks.length && this.chunks[i].pos + this.chunks[i].data.length <= pos) i++;
+    const openTag = i < this.chunks.length ? this.chunks[i].tag : 0;
     while (this.head < this.chunks.length) {
       const c = this.chunks[this.head];
       if (c.pos + c.data.length > pos) break;
+      if (openTag > 0 && c.tag === openTag) break;
       this.bytes -= c.data.length;
       this.chunks[this.head++] = undefined as unknown as OutChunk;
     }

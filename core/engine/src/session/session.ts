@@ -327,6 +327,9 @@ export class Session implements WheelEntry {
       this.finish(now, true);
       return;
     }
+    // A new connection starts where a request starts: a half-acknowledged request is sent again whole.
+    const partial = this.out.chunkAt(this.sndUna);
+    if (partial) this.sndUna = this.out.startOfTag(partial);
     this.out.insertAt(this.sndUna, prelude);
     if (!this.routed) {
       this.ctx.routes.add(this.route);
@@ -585,9 +588,13 @@ export class Session implements WheelEntry {
       const end = seqAdd(pkt.seq, payloadLength);
       const fresh = seqDiff(this.rcvNxt, end);
       if (fresh > 0) {
+        // Hand the protocol only the new bytes, and say how many it never saw before them.
+        const gap = Math.max(0, seqDiff(this.rcvNxt, pkt.seq));
+        const newBytes = fresh - gap;
+        const skip = payloadLength - newBytes;
         this.targetBytes += fresh;
         this.rcvNxt = end;
-        this.driver.targetData(data, payloadLength);
+        this.driver.targetData(skip > 0 ? data.subarray(Math.min(skip, data.length)) : data, newBytes, gap);
       }
       this.ctx.markAckPending(this);
     }
@@ -597,6 +604,7 @@ export class Session implements WheelEntry {
         this.rcvNxt = seqAdd(finSeq, 1);
         this.targetFin = true;
         this.targetBytes += 1; // the client's ACK numbers count the server's FIN too
+        this.driver.targetClose(false);
       }
       this.ctx.markAckPending(this);
     }
@@ -657,6 +665,7 @@ export class Session implements WheelEntry {
       return;
     }
     this.targetReset = true;
+    this.driver.targetClose(true);
     this.rtoAt = Infinity;
     this.sndNxt = this.sndUna;
     this.pump(now);
@@ -804,6 +813,7 @@ export class Session implements WheelEntry {
     if (need > have) this.gateAdjust += need - have;
     if (c) c.released = true;
     else this.closeForced = true;
+    this.driver.idleRelease(c ? c.tag : CLOSE_TAG);
     this.ctx.stats.gateFallbacks++;
     this.gateWaiting = false;
     this.pump(now);
