@@ -339,7 +339,11 @@ export class PcapSender {
       this.linkType = capLinkType(handle.open(device, 'less 1', PROBE_BUFFER, Buffer.alloc(MIN_SNAPLEN)));
     } catch (err) {
       FAILED_HANDLES.push(handle);
-      throw classify(device, (err as Error).message) ?? new LiveCaptureError('OPEN', `cannot send on ${device}: ${(err as Error).message}`, device);
+      const known = classify(device, (err as Error).message);
+      if (known?.code === 'PERMISSION') {
+        throw new LiveCaptureError('PERMISSION', known.message.replace('to capture on', 'to send on'), device);
+      }
+      throw known ?? new LiveCaptureError('OPEN', `cannot send on ${device}: ${(err as Error).message}`, device);
     }
     if (this.linkType !== LinkType.ETHERNET) {
       handle.close();

@@ -29,6 +29,8 @@ const COPY_PORT_STRIDE = 97;
 /** -f moves ports by this much per instance, as tcpcopy does. */
 const FACTOR_PORT_STRIDE = 2048;
 const LOOPBACK_NET = 0x7f000000;
+/** -g remembers at most this many left-out connections (then forgets them all: bounded memory). */
+const MAX_LEFT_OUT = 1 << 20;
 /** Port re-picks tried when two captured clients would share one fake client address and port. */
 const PORT_COLLISION_TRIES = 64;
 
@@ -63,6 +65,8 @@ export class ReplayEngine implements EngineContext {
   private sessionCount = 0;
   private pass = 0;
   private firstPacketAt = -1;
+  /** -g: connections left out while the share was rising (bounded). */
+  private readonly leftOut = new Set<number>();
   /** False while memory is short (-m): no new sessions, existing ones carry on. */
   admitting = true;
   private readonly sampleSalt = (Math.random() * 0x7fffffff) | 0;
@@ -147,12 +151,22 @@ export class ReplayEngine implements EngineContext {
     const cfg = this.config;
     if (this.firstPacketAt < 0) this.firstPacketAt = now;
     let percent = cfg.samplePercent;
-    if (cfg.gradual) percent = Math.min(percent, 1 + Math.floor((now - this.firstPacketAt) / 1000));
+    const key = bucketKey(ip, port);
+    if (cfg.gradual) {
+      // The share rises with time: remember who was left out, so no connection joins halfway through.
+      if (this.leftOut.has(key)) return false;
+      percent = Math.min(percent, 1 + Math.floor((now - this.firstPacketAt) / 1000));
+    }
     if (percent >= 100) return true;
     let h = Math.imul(ip ^ this.sampleSalt, 0x9e3779b1) ^ Math.imul(port + 0x7f4a7c15, 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
     h ^= h >>> 13;
-    return (h >>> 0) % 100 < percent;
+    if ((h >>> 0) % 100 < percent) return true;
+    if (cfg.gradual && !this.byClient.has(key)) {
+      if (this.leftOut.size >= MAX_LEFT_OUT) this.leftOut.clear();
+      this.leftOut.add(key);
+    }
+    return false;
   }
 
   private handleCopy(pkt: TcpPacket, transfer: Transfer, copy: number, now: number): void {
