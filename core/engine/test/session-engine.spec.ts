@@ -306,3 +306,42 @@ describe('session engine: protocol-framed streams', () => {
     expect(seen).to.deep.equal([[100, 100, 0], [100, 100, 100]]);
   });
 });
+
+describe('session engine: a protocol that throws', () => {
+  const ex = [{ request: 'GET a 10\n', response: 10 }, { request: 'GET b 10\n', response: 10 }];
+  const faulty = (where: 'createSession' | 'onClientData' | 'mayRelease' | 'onTargetData'): SessionProtocol => ({
+    name: 'faulty',
+    replyPayloadBytes: 100,
+    createSession(ctx) {
+      const bad = ctx.clientPort === 40001;
+      if (bad && where === 'createSession') throw new Error('boom in createSession');
+      return {
+        onClientData(data) {
+          if (bad && where === 'onClientData') throw new Error('boom in onClientData');
+          ctx.emit(data);
+        },
+        mayRelease(_tag, q) {
+          if (bad && where === 'mayRelease') throw new Error('boom in mayRelease');
+          return q.targetServerBytes >= q.onlineServerBytes;
+        },
+        onTargetData() {
+          if (bad && where === 'onTargetData') throw new Error('boom in onTargetData');
+        },
+      };
+    },
+  });
+
+  for (const where of ['createSession', 'onClientData', 'mayRelease', 'onTargetData'] as const) {
+    it(`is isolated to its connection when ${where} throws: counted, logged, the connection goes on as raw TCP`, () => {
+      const rig = new EngineRig({ protocol: faulty(where) });
+      for (const port of [40000, 40001, 40002]) {
+        for (const p of conversation({ ...client, port }, ex)) rig.capture(p);
+      }
+      rig.advance(50);
+      expect(rig.engine.stats.protocolFaults).to.equal(1);
+      expect(rig.warnings.filter((w) => w.includes(`boom in ${where}`))).to.have.length(1);
+      expect([...rig.sim.streams().values()]).to.deep.equal(['GET a 10\nGET b 10\n', 'GET a 10\nGET b 10\n', 'GET a 10\nGET b 10\n']);
+      expect(rig.engine.stats.sessionsCompleted).to.equal(3);
+    });
+  }
+});
