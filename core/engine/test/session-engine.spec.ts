@@ -345,3 +345,34 @@ describe('session engine: a protocol that throws', () => {
     });
   }
 });
+
+describe('session engine: -H, -t, -k', () => {
+  const ex = [{ request: 'GET a 10\n', response: 10 }];
+
+  it('-H gives a loopback client a real address before -c', () => {
+    const rig = new EngineRig({ config: { localAddress: 0xc6336405 } }); // 198.51.100.5
+    for (const p of conversation({ ip: '127.0.0.1', port: 40000, isn: 1 }, ex)) rig.capture(p);
+    rig.advance(20);
+    expect([...rig.sim.conns.keys()]).to.deep.equal(['198.51.100.5:40000']);
+  });
+
+  it('-t gives up a session whose target owes an answer, with an RST, counted', () => {
+    const silent = { onData: () => [] as Buffer[] };
+    const rig = new EngineRig({ config: { sessionTimeoutMs: 3000, gateIdleMs: 100_000 }, sim: { responder: silent } });
+    for (const p of conversation(client, [...ex, { request: 'GET b 1\n', response: 1 }], { fin: false })) rig.capture(p);
+    rig.advance(2900);
+    expect(rig.engine.stats.sessionTimeouts).to.equal(0);
+    rig.advance(200);
+    expect(rig.engine.stats.sessionTimeouts).to.equal(1);
+    expect(rig.sim.log.some((l) => l.endsWith(' rst'))).to.equal(true);
+  });
+
+  it('-k closes a session that has had nothing to do', () => {
+    const rig = new EngineRig({ config: { keepaliveTimeoutMs: 4000 } });
+    for (const p of conversation(client, ex, { fin: false })) rig.capture(p);
+    rig.advance(3900);
+    expect(rig.engine.stats.idleTimeouts).to.equal(0);
+    rig.advance(200);
+    expect(rig.engine.stats.idleTimeouts).to.equal(1);
+  });
+});

@@ -1,0 +1,52 @@
+import { expect } from 'chai';
+import type { LiveSource } from '../src/capture/live-source';
+import { CaptureStats } from '../src/capture/frame-decoder';
+import { RecordingSink } from '../src/output/packet-sink';
+import { replayLive } from '../src/replay/live-replay';
+import { parseTransfers, TransferTable } from '../src/rewrite/address-map';
+import { ReplayEngine } from '../src/session/replay-engine';
+import { conversation } from '../src/compliance/engine-rig';
+import { view } from '../src/compliance/packets';
+
+class ManualSource implements LiveSource {
+  readonly stats = new CaptureStats();
+  handler: { handleCaptured(p: ReturnType<typeof view>, now: number): void } | null = null;
+  closed = false;
+  start(handler: { handleCaptured(p: ReturnType<typeof view>, now: number): void }): void {
+    this.handler = handler;
+  }
+  close(): void {
+    this.closed = true;
+  }
+  describe(): string {
+    return 'manual';
+  }
+}
+
+describe('live replay: -m memory limit', () => {
+  it('refuses new connections near the limit, keeps existing ones, and stops cleanly at it', async () => {
+    const engine = new ReplayEngine({ transfers: new TransferTable(parseTransfers('80-198.51.100.30:80')), sink: new RecordingSink() });
+    const source = new ManualSource();
+    let rss = 100;
+    const warnings: string[] = [];
+    const live = replayLive(engine, source, { memoryLimitBytes: 1000, rss: () => rss, warn: (m) => warnings.push(m) });
+    const feed = (port: number) => {
+      for (const p of conversation({ ip: '198.51.100.10', port, isn: port }, [{ request: 'GET\n', response: 1 }], { fin: false })) {
+        source.handler!.handleCaptured(view(p), engine.now());
+      }
+    };
+    feed(1000);
+    expect(engine.stats.sessionsCreated).to.equal(1);
+    rss = 900; // above 85 %
+    await new Promise((r) => setTimeout(r, 300));
+    expect(engine.admitting).to.equal(false);
+    feed(1001);
+    expect(engine.stats.sessionsCreated).to.equal(1);
+    expect(engine.stats.capturedRefusedMemory).to.be.greaterThan(0);
+    rss = 990; // at 97 %
+    const end = await Promise.race([live.done, new Promise((r) => setTimeout(() => r('timeout'), 2000))]);
+    expect(end).to.equal('memory');
+    expect(source.closed).to.equal(true);
+    expect(warnings.join('\n')).to.match(/near the -m limit[\s\S]*at the -m limit/);
+  });
+});
