@@ -23,7 +23,8 @@
  * onClientData, onTargetData and mayRelease interleave after onConnect. The
  * client data passed to onClientData is the engine's own copy: it stays valid
  * and unchanged, so a protocol may emit it or slices of it without copying
- * (it must not modify it). Target data is only valid during the call.
+ * (it must not modify it). Target data is only valid during the call, and the
+ * info and query objects are reused from call to call: read them, do not keep them.
  * A hook that throws ends the protocol's part in that connection only: the
  * error is counted and logged, and the connection continues as raw TCP.
  */

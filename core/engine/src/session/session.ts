@@ -26,6 +26,8 @@ const STALE_RETRY_MS = 10;
 const QUIET_MS = 100;
 
 const scratchOptions = new TcpOptions();
+/** Reused for every onClientData call (protocols must not keep it). */
+const clientInfo = { onlineServerBytes: 0 };
 /** Reused for every release question (protocols must not keep it). */
 const releaseQuery = { onlineServerBytes: 0, targetServerBytes: 0 };
 
@@ -257,7 +259,8 @@ export class Session implements WheelEntry {
         this.currentServerBytes = seg.serverBytes;
         this.currentData = data;
         this.currentSum = off === 0 ? seg.sum : -1;
-        this.driver.clientData(data, { onlineServerBytes: seg.serverBytes });
+        clientInfo.onlineServerBytes = seg.serverBytes;
+        this.driver.clientData(data, clientInfo);
         this.currentData = null;
         this.deliveredSeq = seqAdd(seg.seq, seg.length);
       }
