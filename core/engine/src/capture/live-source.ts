@@ -82,7 +82,13 @@ export class PcapLiveSource implements LiveSource {
 }
 
 // raw-socket ships no typings: the part used for receiving.
+interface RawRecvWrap {
+  recv(buffer: Buffer, cb: (buffer: Buffer, bytes: number, source: string) => void): void;
+  on(event: 'recvReady', listener: () => void): void;
+  removeAllListeners(event: string): void;
+}
 interface RawRecvSocket {
+  wrap?: RawRecvWrap;
   on(event: 'message', listener: (buffer: Buffer, source: string) => void): void;
   on(event: 'error', listener: (err: Error) => void): void;
   setOption(level: number, option: number, value: number): void;
@@ -95,6 +101,8 @@ interface RawRecvModule {
   SocketOption: { SO_RCVBUF: number };
 }
 
+/** Packets read per readiness callback before other events get their turn. */
+const MAX_BATCH = 512;
 /** SO_RCVBUFFORCE: root may set a receive buffer above net.core.rmem_max. */
 const SO_RCVBUFFORCE = 33;
 
@@ -136,13 +144,40 @@ export class RawSocketLiveSource implements LiveSource {
     } catch {
       socket.setOption(raw.SocketLevel.SOL_SOCKET, raw.SocketOption.SO_RCVBUF, size);
     }
-    const flushSoon = burstFlusher(handler, this.now);
     const decoder = this.decoder;
-    socket.on('message', (buffer) => {
-      const pkt = decoder.decode(LinkType.RAW, buffer, buffer.length);
-      if (pkt) handler.handleCaptured(pkt, this.now());
-      flushSoon();
-    });
+    const wrap = socket.wrap;
+    if (wrap) {
+      // The addon reads one packet per readiness callback and slices a new Buffer for each.
+      // Read every queued packet in one go instead (recvfrom until EAGAIN), into one buffer,
+      // and flush the engine once per batch.
+      const buffer = Buffer.alloc(65536 + 256);
+      let bytes = 0;
+      const got = (_b: Buffer, n: number): void => {
+        bytes = n;
+      };
+      wrap.removeAllListeners('recvReady');
+      wrap.on('recvReady', () => {
+        for (let i = 0; i < MAX_BATCH; i++) {
+          try {
+            wrap.recv(buffer, got);
+          } catch (err) {
+            const text = (err as Error).message;
+            if (!/temporarily unavailable/i.test(text)) this.opts.warn?.(`raw socket capture: ${text}`);
+            break;
+          }
+          const pkt = decoder.decode(LinkType.RAW, buffer, bytes);
+          if (pkt) handler.handleCaptured(pkt, this.now());
+        }
+        handler.flush?.(this.now());
+      });
+    } else {
+      const flushSoon = burstFlusher(handler, this.now);
+      socket.on('message', (buffer) => {
+        const pkt = decoder.decode(LinkType.RAW, buffer, buffer.length);
+        if (pkt) handler.handleCaptured(pkt, this.now());
+        flushSoon();
+      });
+    }
     socket.on('error', (err) => this.opts.warn?.(`raw socket capture: ${err.message}`));
     this.socket = socket;
   }
