@@ -71,13 +71,5 @@ export function cmd(...args: Array<string | Buffer>): Buffer {
   return Buffer.concat(parts);
 }
 
-/** A seeded generator, so a failing case can be reproduced. */
-export function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
+/** A seeded generator, so a failing case can be reproduced (the compliance kit's). */
+export { prng } from '@tcpcopy/core/compliance';

@@ -7,8 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { HostName, Topology } from './netns';
 import type { ProcHandle } from './proc';
-import { isAlive, sleep } from './proc';
-import { responseBody } from './servers';
+import { responseBody, runNginx } from './servers';
 
 export interface HttpLogEntry {
   /** nginx's $connection and $connection_requests. */
@@ -115,24 +114,7 @@ export async function startHttpNginx(topo: Topology, host: HostName, port = 80):
   fs.writeFileSync(path.join(prefix, 'nginx.conf'), conf(prefix, `${addr}:${port}`));
   for (const d of ['', 'html', 'html/size', 'html/gz', 'logs', 'tmp']) fs.chmodSync(path.join(prefix, d), 0o755);
 
-  const proc = topo.spawn(host, 'nginx', ['-p', prefix, '-c', 'nginx.conf', '-e', 'logs/error.log']);
-  const pidFile = path.join(prefix, 'nginx.pid');
-  for (let i = 0; i < 250; i++) {
-    if (proc.exitStatus()) break;
-    if (fs.existsSync(pidFile) && Number(fs.readFileSync(pidFile, 'utf8')) === proc.pid) break;
-    await sleep(20);
-  }
-  const errorLog = () => {
-    try {
-      return fs.readFileSync(path.join(prefix, 'logs/error.log'), 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  if (!fs.existsSync(pidFile) || !isAlive(proc.pid)) {
-    await proc.stop('SIGKILL', 2000).catch(() => undefined);
-    throw new Error(`nginx did not start in ${host}: ${proc.stderr()}\n${errorLog().slice(-2000)}`);
-  }
+  const { proc, errorLog } = await runNginx(topo, host, prefix);
   return {
     proc,
     prefix,

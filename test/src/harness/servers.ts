@@ -113,23 +113,12 @@ http {
 `;
 }
 
-export async function startNginx(topo: Topology, host: HostName, opts: NginxOptions = {}): Promise<NginxHandle> {
-  const addr = opts.addr ?? topo.hosts[host].addr;
-  const port = opts.port ?? 80;
-  const prefix = topo.mkdir(`nginx-${host}-${port}`);
-  for (const d of ['logs', 'tmp', 'html/size', 'html/blob']) fs.mkdirSync(path.join(prefix, d), { recursive: true });
-  // Workers run as nobody: every file must be world-readable and every directory traversable.
-  const write = (rel: string, data: Buffer | string) => fs.writeFileSync(path.join(prefix, 'html', rel), data, { mode: 0o644 });
-  for (const n of opts.sizes ?? DEFAULT_SIZES) write(`size/${n}`, responseBody(n));
-  write('blob/1k', responseBody(1024));
-  write('blob/100k', responseBody(102_400));
-  write('blob/1m', responseBody(1_048_576));
-  write('index.html', 'tcpe nginx\n');
-  fs.writeFileSync(path.join(prefix, 'nginx.conf'), nginxConf(prefix, `${addr}:${port}`));
-  for (const d of ['', 'html', 'html/size', 'html/blob', 'logs', 'tmp']) fs.chmodSync(path.join(prefix, d), 0o755);
-
+/**
+ * Starts nginx on the config at PREFIX/nginx.conf (daemon off, pid file in the prefix) and waits,
+ * bounded, until the master has written its pid file: it has then bound its listening socket.
+ */
+export async function runNginx(topo: Topology, host: HostName, prefix: string): Promise<{ proc: ProcHandle; errorLog: () => string }> {
   const proc = topo.spawn(host, 'nginx', ['-p', prefix, '-c', 'nginx.conf', '-e', 'logs/error.log']);
-  // The master writes its pid file after it has bound the listening socket: then connections queue.
   const pidFile = path.join(prefix, 'nginx.pid');
   for (let i = 0; i < 250; i++) {
     if (proc.exitStatus()) break;
@@ -147,6 +136,25 @@ export async function startNginx(topo: Topology, host: HostName, opts: NginxOpti
     await proc.stop('SIGKILL', 2000).catch(() => undefined);
     throw new Error(`nginx did not start in ${host}: ${proc.stderr()}\n${errorLog().slice(-2000)}`);
   }
+  return { proc, errorLog };
+}
+
+export async function startNginx(topo: Topology, host: HostName, opts: NginxOptions = {}): Promise<NginxHandle> {
+  const addr = opts.addr ?? topo.hosts[host].addr;
+  const port = opts.port ?? 80;
+  const prefix = topo.mkdir(`nginx-${host}-${port}`);
+  for (const d of ['logs', 'tmp', 'html/size', 'html/blob']) fs.mkdirSync(path.join(prefix, d), { recursive: true });
+  // Workers run as nobody: every file must be world-readable and every directory traversable.
+  const write = (rel: string, data: Buffer | string) => fs.writeFileSync(path.join(prefix, 'html', rel), data, { mode: 0o644 });
+  for (const n of opts.sizes ?? DEFAULT_SIZES) write(`size/${n}`, responseBody(n));
+  write('blob/1k', responseBody(1024));
+  write('blob/100k', responseBody(102_400));
+  write('blob/1m', responseBody(1_048_576));
+  write('index.html', 'tcpe nginx\n');
+  fs.writeFileSync(path.join(prefix, 'nginx.conf'), nginxConf(prefix, `${addr}:${port}`));
+  for (const d of ['', 'html', 'html/size', 'html/blob', 'logs', 'tmp']) fs.chmodSync(path.join(prefix, d), 0o755);
+
+  const { proc, errorLog } = await runNginx(topo, host, prefix);
   return {
     pid: proc.pid,
     prefix,

@@ -30,7 +30,7 @@ export interface ComplianceSetup {
 const CLIENT = { ip: '198.51.100.10', port: 40000, isn: 7_000_000 };
 
 /** A seeded generator, so a failing garbage case can be reproduced. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
     x ^= x << 13;
