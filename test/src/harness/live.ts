@@ -13,7 +13,9 @@ export interface LiveTcpcopy {
 
 /** tcpcopy capturing live on the online host's interface; resolves once it says it replays. */
 export async function startLiveTcpcopy(topo: Topology, args: string[]): Promise<LiveTcpcopy> {
-  const proc = topo.spawn('online', process.execPath, [TCPCOPY_BIN, '-i', topo.hosts.online.iface, '-s', '198.51.100.40', '--summary', 'json', ...args]);
+  // TCPE_TCPCOPY_NODE_ARGS: node flags for tcpcopy only (e.g. --cpu-prof), for looking closer.
+  const nodeArgs = (process.env.TCPE_TCPCOPY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = topo.spawn('online', process.execPath, [...nodeArgs, TCPCOPY_BIN, '-i', topo.hosts.online.iface, '-s', '198.51.100.40', '--summary', 'json', ...args]);
   await proc.waitFor(/replaying /, { stream: 'stderr', timeoutMs: 10_000 }).catch(async (e) => {
     await proc.stop('SIGKILL', 2000).catch(() => undefined);
     throw new Error(`tcpcopy did not start: ${(e as Error).message}`);
