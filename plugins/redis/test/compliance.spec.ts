@@ -23,12 +23,11 @@ const conversation = [
 // As loaded without options: AUTH goes as captured.
 protocolComplianceTests('redis', { protocol: redisProtocol, exchanges: conversation });
 
-// With a target password: the AUTH the target receives carries it instead. The suite's resume case is
-// left out here: a resumed connection then starts with our own AUTH, which the suite's scripted target
-// cannot answer (it takes those bytes for the first scripted request); auth-resync.spec.ts and the
-// end-to-end test cover that prelude.
+// With a target password: the AUTH the target receives carries it instead, and a resumed connection
+// starts with the plugin's own AUTH (auth-resync.spec.ts and the end-to-end test cover it further).
 protocolComplianceTests('redis with password=...', {
   protocol: createProtocol({ password: 'target-secret' }),
   exchanges: conversation.map((e, i) => (i === 0 ? { ...e, expect: cmd('AUTH', 'target-secret') } : e)),
-  features: { resume: false },
+  // A resumed connection starts with the plugin's own login, which the target answers +OK.
+  resumePrelude: { client: cmd('AUTH', 'target-secret'), server: Buffer.from('+OK\r\n') },
 });
