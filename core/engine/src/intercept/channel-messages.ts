@@ -339,6 +339,9 @@ const MAX_SPARE_BUFFERS = 2;
  * Output buffers are recycled: a written buffer goes back to a small free list when the
  * socket's write callback says the kernel has the bytes (callbacks come in write order).
  */
+/** Batches up to this size are written as copies (see flush()). */
+const SMALL_WRITE = 4096;
+
 export class FrameWriter {
   /** Frames accepted. */
   frames = 0;
@@ -414,8 +417,19 @@ export class FrameWriter {
   /** Writes what is buffered now (normally left to the setImmediate scheduled by reserve()). */
   flush(): void {
     if (this.length === 0 || this.closed) return;
-    const full = this.buf;
     const n = this.length;
+    if (n <= SMALL_WRITE) {
+      // A few frames (a route added at once): write a copy and keep the big buffer, rather than
+      // handing the socket a whole chunk, which many such writes in one turn would multiply.
+      const copy = Buffer.from(this.buf.subarray(0, n));
+      this.length = 0;
+      if (this.socket.destroyed) return;
+      this.writes++;
+      this.bytes += n;
+      this.socket.write(copy);
+      return;
+    }
+    const full = this.buf;
     this.buf = this.spare.pop() ?? Buffer.allocUnsafe(this.chunkSize);
     this.length = 0;
     if (this.socket.destroyed) return;
