@@ -376,3 +376,29 @@ describe('session engine: -H, -t, -k', () => {
     expect(rig.engine.stats.idleTimeouts).to.equal(1);
   });
 });
+
+describe('session engine: delayed ACKs', () => {
+  it('acknowledges a short response with the next request or after 40 ms, and a long one at once', () => {
+    const rig = new EngineRig();
+    let pureAcks = 0;
+    const send = rig.sink.send.bind(rig.sink);
+    rig.sink.send = (buf: Buffer, off: number, len: number) => {
+      if (len === 52 && (buf[off + 33] & 0x3f) === 0x10) pureAcks++; // ACK only, timestamps, no payload
+      send(buf, off, len);
+    };
+    // The second request is captured 100 ms after the first: the first response's ACK cannot wait for it.
+    const [syn, ack, r1, r2, fin] = conversation(client, [{ request: 'GET a 10\n', response: 10 }, { request: 'GET b 30000\n', response: 30000 }]);
+    for (const p of [syn, ack, r1]) rig.capture(p);
+    const afterHandshake = pureAcks;
+    rig.advance(30);
+    expect(pureAcks, 'no ACK yet for one small segment').to.equal(afterHandshake);
+    rig.advance(20);
+    expect(pureAcks, 'the delayed ACK went after 40 ms').to.equal(afterHandshake + 1);
+    rig.capture(r2);
+    // Two segments or more: acknowledged at the end of the batch of replies, without the delay.
+    expect(pureAcks - afterHandshake - 1).to.be.at.least(1);
+    rig.capture(fin);
+    rig.advance(50);
+    expect(only(rig.sim.streams())).to.equal('GET a 10\nGET b 30000\n');
+  });
+});

@@ -22,6 +22,11 @@ const MAX_RTO_MS = 3_000;
 const MIN_RTO_MS = 30;
 /** Wait after a stale connection on the target was reset before the SYN goes again. */
 const STALE_RETRY_MS = 10;
+/**
+ * Delayed ACK (RFC 1122 §4.2.3.2): less than two segments of target data get
+ * their ACK after this long (Linux waits 40 ms too), unless something we send carries it first.
+ */
+const ACK_DELAY_MS = 40;
 /** A session whose target spoke this recently may still be answering (kept busy at the end of a capture). */
 const QUIET_MS = 100;
 
@@ -109,6 +114,10 @@ export class Session implements WheelEntry {
   private lastAckSeen = -1;
   private dupAcks = 0;
   ackPending = false;
+  /** The target sequence number our last ACK carried. */
+  private ackedUpTo = 0;
+  /** A delayed ACK is owed at this time (Infinity: none). */
+  private ackAt = Infinity;
   /** Finished with both FINs exchanged: late FIN repeats get an ACK. */
   private closedCleanly = false;
 
@@ -391,7 +400,14 @@ export class Session implements WheelEntry {
     const s = this.prepare(flags, this.rcvNxt, now);
     s.seq = this.seqOf(pos);
     this.emit();
-    if (flags & TCP_ACK) this.ackPending = false;
+    if (flags & TCP_ACK) this.acked();
+  }
+
+  /** What we just sent acknowledged everything received so far. */
+  private acked(): void {
+    this.ackPending = false;
+    this.ackedUpTo = this.rcvNxt;
+    this.ackAt = Infinity;
   }
 
   private sendData(pos: number, len: number, fin: boolean, now: number): void {
@@ -404,7 +420,7 @@ export class Session implements WheelEntry {
     s.payloadLength = len;
     s.payloadSum = chunkSum(c, off, len);
     this.emit();
-    this.ackPending = false;
+    this.acked();
   }
 
   /** Largest payload per packet: the target's MSS, bounded by our MTU. */
@@ -598,8 +614,11 @@ export class Session implements WheelEntry {
         this.targetBytes += fresh;
         this.rcvNxt = end;
         this.driver.targetData(skip > 0 ? data.subarray(Math.min(skip, data.length)) : data, newBytes, gap);
+        if (seqDiff(this.ackedUpTo, this.rcvNxt) >= 2 * this.targetMss) this.ctx.markAckPending(this);
+        else if (this.ackAt === Infinity) this.ackAt = now + ACK_DELAY_MS;
+      } else {
+        this.ctx.markAckPending(this); // a repeat: our ACK was lost
       }
-      this.ctx.markAckPending(this);
     }
     if (flags & TCP_FIN) {
       const finSeq = seqAdd(pkt.seq, payloadLength);
@@ -698,7 +717,7 @@ export class Session implements WheelEntry {
   finish(now: number, aborted: boolean): void {
     if (this.state === SessionState.DONE) return;
     // Whatever the target sent last (its FIN above all) gets its ACK before we go quiet.
-    if (this.ackPending && this.state === SessionState.ESTABLISHED && !this.targetReset) {
+    if ((this.ackPending || this.ackedUpTo !== this.rcvNxt) && this.state === SessionState.ESTABLISHED && !this.targetReset) {
       this.sendControl(TCP_ACK, this.sndNxt, now);
     }
     this.closedCleanly = !aborted && this.targetFin;
@@ -708,7 +727,7 @@ export class Session implements WheelEntry {
     this.driver.close();
     this.captured.clear();
     this.out.clear();
-    this.rtoAt = this.gateAt = this.gapAt = this.finWaitAt = Infinity;
+    this.rtoAt = this.gateAt = this.gapAt = this.ackAt = this.finWaitAt = Infinity;
     this.lingerAt = now + this.ctx.config.lingerMs;
     this.rearm();
   }
@@ -738,7 +757,7 @@ export class Session implements WheelEntry {
 
   private rearm(): void {
     const cfg = this.ctx.config;
-    let d = Math.min(this.rtoAt, this.gateAt, this.gapAt, this.lingerAt, this.finWaitAt);
+    let d = Math.min(this.rtoAt, this.gateAt, this.gapAt, this.ackAt, this.lingerAt, this.finWaitAt);
     if (this.state !== SessionState.DONE) {
       d = Math.min(
         d,
@@ -785,6 +804,10 @@ export class Session implements WheelEntry {
       this.sendControl(TCP_RST | TCP_ACK, this.sndNxt, now);
       this.finish(now, false);
       return;
+    }
+    if (now >= this.ackAt) {
+      this.ackAt = Infinity;
+      if (this.state === SessionState.ESTABLISHED && this.ackedUpTo !== this.rcvNxt) this.sendControl(TCP_ACK, this.sndNxt, now);
     }
     if (now >= this.rtoAt) {
       this.rtoAt = Infinity;
