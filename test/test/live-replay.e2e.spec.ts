@@ -39,6 +39,7 @@ describe('live replay across namespaces (real load, nginx, tcpcopy capturing liv
   });
 
   const count = (log: NginxHandle, tag: string) => log.accessLog().filter((e) => e.uri.includes(`?${tag}=`)).length;
+  const targetLog = () => target;
 
   async function run(tag: string, args: string[], load: { requests: number; rate: number; conns: number; keepAlive?: boolean }) {
     const tcpcopy = await startLiveTcpcopy(topo, ['-x', `80-${TARGET}:80`, '-c', '203.0.113.x', ...args]);
@@ -97,6 +98,21 @@ describe('live replay across namespaces (real load, nginx, tcpcopy capturing liv
     const stopped = await tcpcopy.stop();
     expect(wanted.filter((u) => !seen().has(u)), 'requests after the start missing at the target').to.deep.equal([]);
     expect(stopped.summary.engine.sessionsFakedHandshake).to.equal(4);
+  });
+
+  it('a tcpcopy stalled for a second (SIGSTOP) catches up: the capture and the channel queue, nothing is lost', async () => {
+    const tcpcopy = await startLiveTcpcopy(topo, ['-x', `80-${TARGET}:80`, '-c', '203.0.113.x']);
+    const load = pacedLoad(topo, { url: URL, tag: 'stall', requests: 900, rate: 300, conns: 8, keepAlive: true });
+    await new Promise((r) => setTimeout(r, 800));
+    process.kill(tcpcopy.proc.pid, 'SIGSTOP');
+    await new Promise((r) => setTimeout(r, 1000));
+    process.kill(tcpcopy.proc.pid, 'SIGCONT');
+    const result = await load;
+    const target = await settledCount(() => count(targetLog(), 'stall'), 1500);
+    const stopped = await tcpcopy.stop();
+    expect(result.code).to.equal(0);
+    expect(count(online, 'stall')).to.equal(900);
+    expect(target, `lost ${900 - target}; tcpcopy counters ${JSON.stringify(stopped.summary?.engine)}`).to.equal(900);
   });
 
   it('SIGKILL of tcpcopy mid-run leaves the online server serving', async () => {
