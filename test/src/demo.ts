@@ -15,7 +15,9 @@ import {
   startTcpdump,
   runWorkload,
   withTimeout,
+  nginxConnections,
   type AccessLogEntry,
+  type NginxConnection,
   type Capture,
   type InterceptHandle,
   type NginxHandle,
@@ -65,24 +67,8 @@ function onSignal(sig: NodeJS.Signals): void {
     .finally(() => process.exit(code));
 }
 
-interface Conn {
-  /** nginx's $connection. */
-  id: number;
-  remote: string;
-  entries: AccessLogEntry[];
-}
-
-/** Access log entries grouped by nginx connection, each in $connection_requests order. */
-function connections(log: AccessLogEntry[]): Conn[] {
-  const m = new Map<number, Conn>();
-  for (const e of log) {
-    let c = m.get(e.connection);
-    if (!c) m.set(e.connection, (c = { id: e.connection, remote: `${e.remoteAddr}:${e.remotePort}`, entries: [] }));
-    c.entries.push(e);
-  }
-  for (const c of m.values()) c.entries.sort((a, b) => a.connectionRequests - b.connectionRequests);
-  return [...m.values()];
-}
+type Conn = NginxConnection;
+const connections = nginxConnections;
 
 /** The workload connection number in /c/<conn>/r/<req>, or -1. */
 function workloadConn(c: Conn): number {

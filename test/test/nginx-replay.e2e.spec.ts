@@ -15,7 +15,9 @@ import {
   startNginx,
   startTcpdump,
   runWorkload,
+  nginxConnections,
   type AccessLogEntry,
+  type NginxConnection,
   type NginxHandle,
   type TcpcopyRun,
   type Topology,
@@ -66,24 +68,8 @@ function largeDownloads(): string[] {
   return uris;
 }
 
-interface NginxConn {
-  /** nginx's $connection. */
-  id: number;
-  remote: string;
-  /** In $connection_requests order. */
-  entries: AccessLogEntry[];
-}
-
-function byConnection(log: AccessLogEntry[]): NginxConn[] {
-  const m = new Map<number, NginxConn>();
-  for (const e of log) {
-    let c = m.get(e.connection);
-    if (!c) m.set(e.connection, (c = { id: e.connection, remote: `${e.remoteAddr}:${e.remotePort}`, entries: [] }));
-    c.entries.push(e);
-  }
-  for (const c of m.values()) c.entries.sort((a, b) => a.connectionRequests - b.connectionRequests);
-  return [...m.values()];
-}
+type NginxConn = NginxConnection;
+const byConnection = nginxConnections;
 
 const URI = /^\/c\/(\d+)\/r\/(\d+)$/;
 

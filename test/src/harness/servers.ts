@@ -169,6 +169,27 @@ export async function startNginx(topo: Topology, host: HostName, opts: NginxOpti
   };
 }
 
+/** The requests nginx served on one of its connections. */
+export interface NginxConnection {
+  /** nginx's $connection. */
+  id: number;
+  remote: string;
+  /** In $connection_requests order. */
+  entries: AccessLogEntry[];
+}
+
+/** Access log entries grouped by nginx connection, each in $connection_requests order. */
+export function nginxConnections(log: AccessLogEntry[]): NginxConnection[] {
+  const m = new Map<number, NginxConnection>();
+  for (const e of log) {
+    let c = m.get(e.connection);
+    if (!c) m.set(e.connection, (c = { id: e.connection, remote: `${e.remoteAddr}:${e.remotePort}`, entries: [] }));
+    c.entries.push(e);
+  }
+  for (const c of m.values()) c.entries.sort((a, b) => a.connectionRequests - b.connectionRequests);
+  return [...m.values()];
+}
+
 export function parseAccessLog(text: string): AccessLogEntry[] {
   const re = /^(\S+) (\d+) (\d+) (\d+) "([^"]*)" (\d+) (\d+) (\d+)$/;
   return text
