@@ -361,6 +361,7 @@ function formatSummary(s: { seconds: number; capture: Record<string, unknown>; e
     `sent ${e.packetsSent} packets, ${e.bytesSent} payload bytes, retransmitted ${e.retransmissions}; ` +
     `replies ${e.repliesReceived}; capture: ${c.tcpPackets} TCP packets, ${skipped} skipped ` +
     `(not IPv4 ${c.notIpv4}, not TCP ${c.notTcp}, fragments ${c.fragments}, malformed ${c.malformed}, cut by snaplen ${c.truncatedBySnaplen}), ` +
-    `lost by the capture ${e.captureGaps} holes / ${e.captureGapBytes} bytes`
+    `lost by the capture ${e.captureGaps} holes / ${e.captureGapBytes} bytes` +
+    (c.kernelDrops >= 0 ? `, kernel drops ${c.kernelDrops}` : '')
   );
 }

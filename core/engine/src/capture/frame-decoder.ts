@@ -12,6 +12,8 @@ export class CaptureStats {
   malformed = 0;
   truncatedBySnaplen = 0;
   truncatedFileTail = false;
+  /** Packets the kernel dropped before we read them (raw socket capture); -1 when it cannot be known (libpcap through cap). */
+  kernelDrops = -1;
 }
 
 /**

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import type { CapturedPacketHandler } from './offline-source';
 import { CaptureStats, FrameDecoder } from './frame-decoder';
 import { LiveCapture, LiveCaptureError } from './live-capture';
@@ -113,6 +114,8 @@ const SO_RCVBUFFORCE = 33;
  */
 export class RawSocketLiveSource implements LiveSource {
   private socket: RawRecvSocket | null = null;
+  /** The capture socket's inode, to find its drop counter in /proc/net/raw. */
+  private inode = '';
   private readonly decoder: FrameDecoder;
   private readonly now: () => number;
 
@@ -122,11 +125,14 @@ export class RawSocketLiveSource implements LiveSource {
   }
 
   get stats(): CaptureStats {
+    // Read while the socket is open; after close() the last reading stays.
+    if (this.inode && this.socket) this.decoder.stats.kernelDrops = readRawSocketDrops(this.inode);
     return this.decoder.stats;
   }
 
   start(handler: CapturedPacketHandler): void {
     const raw = require('raw-socket') as RawRecvModule;
+    const before = socketInodes();
     let socket: RawRecvSocket;
     try {
       // Large enough for a GRO-merged segment; the addon hands out views of this one buffer.
@@ -144,6 +150,8 @@ export class RawSocketLiveSource implements LiveSource {
     } catch {
       socket.setOption(raw.SocketLevel.SOL_SOCKET, raw.SocketOption.SO_RCVBUF, size);
     }
+    // The addon creates its socket lazily (setOption did): the new inode is ours.
+    this.inode = [...socketInodes()].find((i) => !before.has(i)) ?? '';
     const decoder = this.decoder;
     const wrap = socket.wrap;
     if (wrap) {
@@ -187,8 +195,40 @@ export class RawSocketLiveSource implements LiveSource {
   }
 
   close(): void {
+    if (this.socket && this.inode) this.decoder.stats.kernelDrops = readRawSocketDrops(this.inode);
     this.socket?.close();
     this.socket = null;
   }
 }
 
+
+/** Inodes of this process's sockets. */
+function socketInodes(): Set<string> {
+  const out = new Set<string>();
+  try {
+    for (const fd of fs.readdirSync('/proc/self/fd')) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`));
+        if (m) out.add(m[1]);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    // no /proc: drops stay unknown
+  }
+  return out;
+}
+
+/** The kernel's drop counter of one raw socket (the last column of /proc/net/raw), or -1. */
+function readRawSocketDrops(inode: string): number {
+  try {
+    for (const line of fs.readFileSync('/proc/net/raw', 'utf8').split('\n')) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[9] === inode) return Number(cols[cols.length - 1]);
+    }
+  } catch {
+    // no /proc
+  }
+  return -1;
+}
