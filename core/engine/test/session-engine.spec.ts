@@ -402,3 +402,16 @@ describe('session engine: delayed ACKs', () => {
     expect(only(rig.sim.streams())).to.equal('GET a 10\nGET b 30000\n');
   });
 });
+
+describe('session engine: a target window that stays shut', () => {
+  it('probes it after an RTO and goes on once the target opens it', () => {
+    const rig = new EngineRig({ sim: { zeroWindowUntilProbe: true } });
+    for (const p of conversation(client, [{ request: 'GET a 10\n', response: 10 }])) rig.capture(p);
+    expect(only(rig.sim.streams()), 'nothing goes into a shut window').to.equal('');
+    rig.advance(1000);
+    expect(rig.engine.stats.windowProbes).to.equal(1);
+    expect(rig.sim.log.some((l) => l.endsWith(' probe'))).to.equal(true);
+    expect(only(rig.sim.streams())).to.equal('GET a 10\n');
+    expect(rig.engine.stats.retransmissions, 'the refused probe byte went again in order, not by RTO').to.equal(0);
+  });
+});

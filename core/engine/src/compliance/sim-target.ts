@@ -89,6 +89,8 @@ export interface SimOptions {
   /** Close (FIN) right after the first answer, as an HTTP server does for "Connection: close". */
   closeAfterAnswer?: boolean;
   responder?: Responder;
+  /** Advertise a zero window, and never update it by itself, until a segment arrives while it is shut (a probe). */
+  zeroWindowUntilProbe?: boolean;
 }
 
 /**
@@ -106,12 +108,15 @@ export class SimTarget {
   private readonly view = new TcpPacket();
   private readonly opts = new TcpOptions();
   private readonly responder: Responder;
+  /** The advertised window is shut (zeroWindowUntilProbe). */
+  windowShut: boolean;
 
   constructor(
     private readonly reply: (pkt: Buffer) => void,
     private readonly o: SimOptions = {},
   ) {
     this.responder = o.responder ?? lineResponder();
+    this.windowShut = !!o.zeroWindowUntilProbe;
   }
 
   /** Every connection's stream, keyed by the client address as sent. */
@@ -150,6 +155,13 @@ export class SimTarget {
     }
     if (!c || c.reset) return; // a reset connection takes nothing more
     const len = v.payloadLength;
+    if (len > 0 && this.windowShut) {
+      // A probe: open the window and acknowledge nothing of it (the byte is sent again in order).
+      this.windowShut = false;
+      this.log.push(`${key} probe`);
+      this.send(v, c, c.sndNxt, TCP_ACK, Buffer.alloc(0));
+      return;
+    }
     if (len > 0) {
       this.dataPackets++;
       if (this.o.dropDataPacket === this.dataPackets) return;
@@ -220,7 +232,7 @@ export class SimTarget {
         ack: c.rcvNxt,
         flags,
         payload,
-        window: 1024,
+        window: this.windowShut ? 0 : 1024,
         options,
       }),
     );

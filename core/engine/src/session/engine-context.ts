@@ -86,6 +86,8 @@ export class EngineStats {
   bytesSent = 0;
   retransmissions = 0;
   fastRetransmissions = 0;
+  /** Zero-window probes sent (the target's window stayed shut with nothing in flight). */
+  windowProbes = 0;
   repliesReceived = 0;
   repliesUnmatched = 0;
   gateFallbacks = 0;

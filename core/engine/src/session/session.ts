@@ -118,6 +118,10 @@ export class Session implements WheelEntry {
   private ackedUpTo = 0;
   /** A delayed ACK is owed at this time (Infinity: none). */
   private ackAt = Infinity;
+  /** Zero-window probe (RFC 9293 §3.8.6.1) due at this time (Infinity: none). */
+  private probeAt = Infinity;
+  /** The one byte in flight is a window probe. */
+  private probing = false;
   /** Finished with both FINs exchanged: late FIN repeats get an ACK. */
   private closedCleanly = false;
 
@@ -468,7 +472,14 @@ export class Session implements WheelEntry {
       let len = Math.min(c.pos + c.data.length - this.sndNxt, mss);
       if (inFlight + len > this.peerWindow) {
         len = this.peerWindow - inFlight;
-        if (len <= 0 || (len < mss && inFlight > 0)) break; // wait for the window to open
+        if (len <= 0 || (len < mss && inFlight > 0)) {
+          // Wait for the window to open; with nothing in flight, probe it in case the update is lost.
+          if (inFlight === 0 && this.probeAt === Infinity) {
+            this.probeAt = now + this.rto;
+            this.rearm();
+          }
+          break;
+        }
       }
       const end = this.sndNxt + len;
       const withFin = end === this.out.endPos && this.finDelivered && this.releasedQuietly(CLOSE_TAG, this.finServerBytes);
@@ -585,6 +596,14 @@ export class Session implements WheelEntry {
     // What the target acknowledges of ours.
     if (flags & TCP_ACK) {
       const acked = this.posOf(pkt.ack);
+      if (this.probing) {
+        // The answer to a window probe: a refused probe byte is simply sent again in order.
+        this.probing = false;
+        if (acked === this.sndUna) {
+          this.sndNxt = this.sndUna;
+          this.rtoAt = Infinity;
+        }
+      }
       if (acked > this.sndUna && acked <= this.sndNxt) {
         this.sndUna = acked;
         this.out.release(acked);
@@ -727,7 +746,7 @@ export class Session implements WheelEntry {
     this.driver.close();
     this.captured.clear();
     this.out.clear();
-    this.rtoAt = this.gateAt = this.gapAt = this.ackAt = this.finWaitAt = Infinity;
+    this.rtoAt = this.gateAt = this.gapAt = this.ackAt = this.probeAt = this.finWaitAt = Infinity;
     this.lingerAt = now + this.ctx.config.lingerMs;
     this.rearm();
   }
@@ -757,7 +776,7 @@ export class Session implements WheelEntry {
 
   private rearm(): void {
     const cfg = this.ctx.config;
-    let d = Math.min(this.rtoAt, this.gateAt, this.gapAt, this.ackAt, this.lingerAt, this.finWaitAt);
+    let d = Math.min(this.rtoAt, this.gateAt, this.gapAt, this.ackAt, this.probeAt, this.lingerAt, this.finWaitAt);
     if (this.state !== SessionState.DONE) {
       d = Math.min(
         d,
@@ -804,6 +823,17 @@ export class Session implements WheelEntry {
       this.sendControl(TCP_RST | TCP_ACK, this.sndNxt, now);
       this.finish(now, false);
       return;
+    }
+    if (now >= this.probeAt) {
+      this.probeAt = Infinity;
+      // One byte beyond the closed window: the target's ACK tells its window again. RTO repeats it, backing off.
+      if (this.state === SessionState.ESTABLISHED && this.sndUna === this.sndNxt && this.sndNxt < this.out.endPos && this.peerWindow === 0) {
+        this.ctx.stats.windowProbes++;
+        this.sendData(this.sndNxt, 1, false, now);
+        this.sndNxt += 1;
+        this.probing = true;
+        this.rtoAt = now + this.rto;
+      }
     }
     if (now >= this.ackAt) {
       this.ackAt = Infinity;
