@@ -21,10 +21,10 @@ import {
   tcpPacket,
   udpPacket,
 } from './support/packets';
+import { startNetnsIntercept, type NetnsIntercept } from './support/netns-intercept';
 
 const ROOT = path.resolve(__dirname, '../../../..');
 const BIN = path.join(ROOT, 'core/cli/bin/tcpcopy.js');
-const INTERCEPT_BIN = path.join(ROOT, 'core/cli/bin/intercept.js');
 const FIXTURES = path.join(ROOT, 'core/engine/test/fixtures');
 const GOOD = path.join(FIXTURES, 'eth-us.pcap');
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -168,9 +168,7 @@ describe('tcpcopy command', function () {
     const INTERCEPT_PORT = 36530;
     const TARGET = '198.51.100.9';
     let created = false;
-    let intercept: ChildProcess | undefined;
-    let interceptOut = '';
-    let interceptErr = '';
+    let intercept: NetnsIntercept | undefined;
     const live = new Set<ChildProcess>();
 
     function sh(...argv: string[]): void {
@@ -201,30 +199,12 @@ describe('tcpcopy command', function () {
       // No ARP for the target: a fixed neighbour, so sends never wait on (or fail for) resolution.
       sh('ip', '-n', ns, 'neigh', 'add', TARGET, 'lladdr', '02:c6:33:64:00:09', 'dev', 'tca0', 'nud', 'permanent');
 
-      intercept = spawn('ip', ['netns', 'exec', ns, process.execPath, INTERCEPT_BIN, '-i', 'lo', '-F', 'tcp and src port 9', '-p', String(INTERCEPT_PORT)], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      intercept.stdout!.setEncoding('utf8').on('data', (d: string) => (interceptOut += d));
-      intercept.stderr!.setEncoding('utf8').on('data', (d: string) => (interceptErr += d));
-      const deadline = Date.now() + 10_000;
-      while (!interceptOut.includes('listening on')) {
-        if (intercept.exitCode !== null || intercept.signalCode !== null) throw new Error(`intercept exited: ${interceptErr}`);
-        if (Date.now() > deadline) throw new Error(`intercept did not say "listening on" within 10 s: ${interceptOut}${interceptErr}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      intercept = await startNetnsIntercept(ns, INTERCEPT_PORT);
     });
 
     after(async () => {
       for (const p of live) killPid(p);
-      if (intercept) {
-        const exited = new Promise((r) => intercept!.once('exit', r));
-        if (intercept.exitCode === null && intercept.signalCode === null) {
-          intercept.kill('SIGTERM');
-          const t = setTimeout(() => killPid(intercept), 5000);
-          await exited;
-          clearTimeout(t);
-        }
-      }
+      await intercept?.stop();
       if (created) spawnSync('ip', ['netns', 'del', ns], { timeout: 10_000 });
     });
 

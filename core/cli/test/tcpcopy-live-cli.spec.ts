@@ -7,10 +7,10 @@
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import { startNetnsIntercept, type NetnsIntercept } from './support/netns-intercept';
 
 const ROOT = path.resolve(__dirname, '../../../..');
 const BIN = path.join(ROOT, 'core/cli/bin/tcpcopy.js');
-const INTERCEPT_BIN = path.join(ROOT, 'core/cli/bin/intercept.js');
 const PCAP_FILE = path.join(ROOT, 'core/engine/test/fixtures/eth-us.pcap');
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
@@ -65,9 +65,7 @@ describe('tcpcopy command, live mode: bad input', function () {
   const id = `${process.pid.toString(36)}${(Date.now() % 1e6).toString(36)}`.slice(-8);
   const ns = `tclv-${id}`;
   let created = false;
-  let intercept: ChildProcess | undefined;
-  let interceptOut = '';
-  let interceptErr = '';
+  let intercept: NetnsIntercept | undefined;
   const running = new Set<ChildProcess>();
 
   function sh(...argv: string[]): void {
@@ -81,27 +79,12 @@ describe('tcpcopy command, live mode: bad input', function () {
     sh('ip', 'netns', 'add', ns);
     created = true;
     sh('ip', '-n', ns, 'link', 'set', 'lo', 'up');
-    intercept = spawn('ip', ['netns', 'exec', ns, process.execPath, INTERCEPT_BIN, '-i', 'lo', '-F', 'tcp and src port 9',
-      '-p', String(INTERCEPT_PORT), '--stats-interval', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    intercept.stdout!.setEncoding('utf8').on('data', (d: string) => (interceptOut += d));
-    intercept.stderr!.setEncoding('utf8').on('data', (d: string) => (interceptErr += d));
-    const deadline = Date.now() + 10_000;
-    while (!interceptOut.includes('listening on')) {
-      if (intercept.exitCode !== null || intercept.signalCode !== null) throw new Error(`intercept exited: ${interceptErr}`);
-      if (Date.now() > deadline) throw new Error(`intercept did not say "listening on" within 10 s: ${interceptOut}${interceptErr}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    intercept = await startNetnsIntercept(ns, INTERCEPT_PORT);
   });
 
   after(async () => {
     for (const p of running) killPid(p);
-    if (intercept && intercept.exitCode === null && intercept.signalCode === null) {
-      const exited = new Promise((r) => intercept!.once('exit', r));
-      killPid(intercept, 'SIGTERM');
-      const t = setTimeout(() => killPid(intercept), 5000);
-      await exited;
-      clearTimeout(t);
-    }
+    await intercept?.stop();
     if (created) spawnSync('ip', ['netns', 'del', ns], { timeout: 10_000 });
   });
 

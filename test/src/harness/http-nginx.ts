@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { HostName, Topology } from './netns';
 import type { ProcHandle } from './proc';
-import { responseBody, runNginx } from './servers';
+import { nginxConfStart, responseBody, runNginx } from './servers';
 
 export interface HttpLogEntry {
   /** nginx's $connection and $connection_requests. */
@@ -46,22 +46,8 @@ const LOG_FORMAT =
   `"userAgent":"$http_user_agent","transferEncoding":"$http_transfer_encoding","expect":"$http_expect"}'`;
 
 function conf(prefix: string, listen: string): string {
-  const group = /^nogroup:/m.test(fs.readFileSync('/etc/group', 'utf8')) ? 'nogroup' : 'nobody';
   const p = (rel: string) => path.join(prefix, rel);
-  return `daemon off;
-master_process on;
-worker_processes 1;
-user nobody ${group};
-pid ${p('nginx.pid')};
-error_log ${p('logs/error.log')} info;
-events { worker_connections 1024; }
-http {
-  client_body_temp_path ${p('tmp/body')};
-  proxy_temp_path ${p('tmp/proxy')};
-  fastcgi_temp_path ${p('tmp/fastcgi')};
-  uwsgi_temp_path ${p('tmp/uwsgi')};
-  scgi_temp_path ${p('tmp/scgi')};
-  log_format tcpe_json escape=json ${LOG_FORMAT};
+  return `${nginxConfStart(prefix)}  log_format tcpe_json escape=json ${LOG_FORMAT};
   access_log ${p('logs/access.log')} tcpe_json;
   default_type application/octet-stream;
   keepalive_requests 100000;

@@ -67,7 +67,11 @@ export const DEFAULT_SIZES = [0, 16, 1024, 102_400, 1_048_576];
 /** The log format the access-log parser expects. */
 const LOG_FORMAT = `'$remote_addr $remote_port $connection $connection_requests "$request" $status $request_length $bytes_sent'`;
 
-function nginxConf(prefix: string, listen: string): string {
+/**
+ * The start of an nginx config that keeps everything inside PREFIX (pid, logs, temp files), runs one
+ * worker in the foreground, and opens the http block (the caller goes on with its log and servers).
+ */
+export function nginxConfStart(prefix: string): string {
   // Debian has no group "nobody" (nginx's default), only "nogroup".
   const group = /^nogroup:/m.test(fs.readFileSync('/etc/group', 'utf8')) ? 'nogroup' : 'nobody';
   const p = (rel: string) => path.join(prefix, rel);
@@ -84,7 +88,12 @@ http {
   fastcgi_temp_path ${p('tmp/fastcgi')};
   uwsgi_temp_path ${p('tmp/uwsgi')};
   scgi_temp_path ${p('tmp/scgi')};
-  log_format tcpe ${LOG_FORMAT};
+`;
+}
+
+function nginxConf(prefix: string, listen: string): string {
+  const p = (rel: string) => path.join(prefix, rel);
+  return `${nginxConfStart(prefix)}  log_format tcpe ${LOG_FORMAT};
   access_log ${p('logs/access.log')} tcpe;
   default_type application/octet-stream;
   keepalive_requests 100000;
