@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # libpcap-dev: the cap addon; nginx: real servers in tests and the demo; tcpdump/tshark: captures and oracles;
-# iproute2/ethtool/procps: network namespaces; apache2-utils: ab load; redis-server: the Redis plugin's tests.
-apt-get install -y -qq libpcap-dev nginx redis-server tcpdump tshark iproute2 ethtool procps apache2-utils >/dev/null
+# iproute2/ethtool/procps: network namespaces; apache2-utils: ab load; redis-server: the Redis plugin's tests;
+# mariadb-server/mariadb-client: the MySQL protocol's tests (mariadbd, mariadb, mariadb-slap).
+apt-get install -y -qq libpcap-dev nginx redis-server mariadb-server mariadb-client tcpdump tshark iproute2 ethtool procps apache2-utils >/dev/null
 npm ci --no-audit --no-fund
 npx tsc -b

@@ -18,6 +18,11 @@ export class FakeContext implements ProtocolContext {
   emit(data: Buffer, tag = 0): void {
     this.emitted.push({ data, tag });
   }
+  emitNext(data: Buffer, tag = 0): void {
+    this.emitted.push({ data, tag });
+  }
+  alignServerBytes(): void {}
+  setReplyPayloadBytes(): void {}
   log(message: string): void {
     this.logs.push(message);
   }

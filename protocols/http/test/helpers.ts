@@ -30,6 +30,9 @@ export class Driver {
       targetPort: 80,
       sawHandshake: opts.sawHandshake ?? true,
       emit: (data, tag = 0) => this.emits.push({ data, tag, call: this.call }),
+      emitNext: (data, tag = 0) => this.emits.push({ data, tag, call: this.call }),
+      alignServerBytes: () => undefined,
+      setReplyPayloadBytes: () => undefined,
       log: (m) => this.logs.push(m),
     };
     this.s = createProtocol(options).createSession(ctx);

@@ -15,15 +15,31 @@ export interface ComplianceExchange {
 
 export interface ComplianceSetup {
   protocol: SessionProtocol;
-  /** A short conversation in the protocol, request by request (two or more). */
-  exchanges: ComplianceExchange[];
-  /** The server speaks first with this greeting. */
-  greeting?: Buffer;
+  /**
+   * A short conversation in the protocol, request by request (two or more). A server-first protocol
+   * may leave it out: its serverFirst conversation is then used for every case.
+   */
+  exchanges?: ComplianceExchange[];
   /**
    * What the protocol sends first on a connection it resumes (a login, say), and the target's answer
    * to it: the resume case then expects it before the rest of the conversation.
    */
   resumePrelude?: { client: Buffer; server: Buffer };
+  /**
+   * The server-first case, for protocols whose server greets first and whose login depends on the
+   * greeting (a salt): the online server's greeting, the target's (another salt), and a conversation
+   * that starts with the client's login. The login's `expect` is what the target must get instead.
+   */
+  serverFirst?: {
+    onlineGreeting: Buffer;
+    targetGreeting: Buffer;
+    /** Login first, then commands (three or more exchanges). */
+    exchanges: ComplianceExchange[];
+    /** What the protocol sends on a connection resumed after the login, and the target's answer (after its greeting). */
+    resumePrelude?: { client: Buffer; server: Buffer };
+    /** A connection captured after its login can be resumed (default true; raw TCP cannot know to wait for a greeting). */
+    resume?: boolean;
+  };
   features?: {
     /** Each request goes only after the previous response was complete (default true). */
     sequential?: boolean;
@@ -45,7 +61,10 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** Records the order of hook calls of every session a protocol creates. */
+/** Every hook a ProtocolSession may have. */
+const HOOKS = ['onClientData', 'onConnect', 'onTargetData', 'onIdleRelease', 'onTargetClose', 'mayRelease', 'beforeSend', 'onClose'] as const;
+
+/** Records the order of hook calls of every session a protocol creates (every hook the protocol has passes through). */
 function spied(protocol: SessionProtocol, calls: string[][]): SessionProtocol {
   return {
     name: protocol.name,
@@ -54,26 +73,30 @@ function spied(protocol: SessionProtocol, calls: string[][]): SessionProtocol {
       const log = ['createSession'];
       calls.push(log);
       const inner = protocol.createSession(ctx);
-      const wrap = <K extends keyof ProtocolSession>(name: K) => {
+      const outer: Record<string, unknown> = {};
+      for (const name of HOOKS) {
         const hook = inner[name] as ((...args: unknown[]) => unknown) | undefined;
-        if (!hook) return undefined;
-        return (...args: unknown[]) => {
+        if (!hook) continue;
+        outer[name] = (...args: unknown[]) => {
           log.push(name);
           return hook.apply(inner, args);
         };
-      };
-      return {
-        onClientData: wrap('onClientData') as ProtocolSession['onClientData'],
-        onConnect: wrap('onConnect') as ProtocolSession['onConnect'],
-        onTargetData: wrap('onTargetData') as ProtocolSession['onTargetData'],
-        mayRelease: wrap('mayRelease') as ProtocolSession['mayRelease'],
-        onClose: (() => {
-          log.push('onClose');
-          inner.onClose?.();
-        }) as ProtocolSession['onClose'],
-      };
+      }
+      if (!inner.onClose) outer.onClose = () => log.push('onClose');
+      return outer as ProtocolSession;
     },
   };
+}
+
+/** Checks a hook log against the documented order. */
+function expectHookOrder(log: string[]): void {
+  expect(log[0]).to.equal('createSession');
+  expect(log.filter((c) => c === 'onClose')).to.have.length(1);
+  expect(log[log.length - 1]).to.equal('onClose');
+  const firstConnect = log.indexOf('onConnect');
+  const afterConnect = ['onTargetData', 'mayRelease', 'beforeSend', 'onIdleRelease', 'onTargetClose'];
+  const firstTarget = log.findIndex((c) => afterConnect.includes(c));
+  if (firstConnect >= 0 && firstTarget >= 0) expect(firstConnect, log.join(' ')).to.be.lessThan(firstTarget);
 }
 
 /**
@@ -112,6 +135,68 @@ function watchOrder(
   };
 }
 
+/** A conversation to replay: request by request, with the servers' greetings when the server speaks first. */
+interface Conversation {
+  exchanges: ComplianceExchange[];
+  onlineGreeting?: Buffer;
+  targetGreeting?: Buffer;
+  resumePrelude?: { client: Buffer; server: Buffer };
+}
+
+interface ReplayOptions {
+  mss?: number;
+  targetMss?: number;
+  protocol?: SessionProtocol;
+  /** Capture from this exchange on (the connection's start not captured). */
+  from?: number;
+  burst?: boolean;
+  conv?: Conversation;
+  /** The target greets only when the test says (a server slow to greet). */
+  holdGreeting?: boolean;
+}
+
+/** What the target must receive for a whole conversation. */
+function expectedBytes(conv: Conversation): Buffer {
+  return Buffer.concat(conv.exchanges.map((e) => e.expect ?? e.client));
+}
+
+/** Replays `conv` through the real session engine against a simulated target; returns the rig and what the target got. */
+function replayConversation(conv: Conversation, protocol: SessionProtocol, opts: ReplayOptions) {
+  const from = opts.from ?? 0;
+  const script = conv.exchanges.map((e) => ({ expect: e.expect ?? e.client, server: e.server }));
+  const prelude = from > 0 && conv.resumePrelude ? [{ expect: conv.resumePrelude.client, server: conv.resumePrelude.server }] : [];
+  const served = [...prelude, ...script.slice(from)];
+  let rig: EngineRig | undefined;
+  const order = watchOrder(scriptResponder(served, conv.targetGreeting), served, conv.targetGreeting?.length ?? 0, (key) =>
+    rig?.repliedBytes.get(key) ?? 0,
+  );
+  rig = new EngineRig({
+    protocol,
+    sim: { responder: order.responder, mss: opts.targetMss, holdGreeting: opts.holdGreeting },
+    config: { gateIdleMs: 2000 },
+  });
+  const packets = conversation(
+    CLIENT,
+    conv.exchanges.map((e) => ({ request: e.client, response: e.server.length })),
+    { mss: opts.mss, greeting: conv.onlineGreeting?.length, syn: from === 0, fromExchange: from },
+  );
+  if (opts.burst) rig.captureBurst(packets);
+  else for (const p of packets) rig.capture(p);
+  const finish = () => {
+    rig!.advance(100);
+    return { rig: rig!, early: order.early(), received: Buffer.concat(rig!.sim.history.map((c) => c.bytes)) };
+  };
+  if (opts.holdGreeting) {
+    // Let time pass with the greeting held back: a server-first protocol must send nothing meanwhile.
+    rig.advance(100);
+    const before = rig.sim.history.reduce((n, c) => n + c.bytes.length, 0);
+    rig.sim.releaseGreetings();
+    rig.settle();
+    return { ...finish(), sentBeforeGreeting: before };
+  }
+  return { ...finish(), sentBeforeGreeting: 0 };
+}
+
 /**
  * The compliance suite every protocol package runs (ours and third parties'),
  * from a spec file: `protocolComplianceTests('redis', { protocol, exchanges })`.
@@ -122,33 +207,16 @@ function watchOrder(
 export function protocolComplianceTests(name: string, setup: ComplianceSetup): void {
   const sequential = setup.features?.sequential ?? true;
   const resume = setup.features?.resume ?? true;
-  const script = setup.exchanges.map((e) => ({ expect: e.expect ?? e.client, server: e.server }));
-  const expected = Buffer.concat(script.map((e) => e.expect));
-  const asExchanges = () => setup.exchanges.map((e) => ({ request: e.client, response: e.server.length }));
+  const sf = setup.serverFirst;
+  const greeted: Conversation | null = sf
+    ? { exchanges: sf.exchanges, onlineGreeting: sf.onlineGreeting, targetGreeting: sf.targetGreeting, resumePrelude: sf.resumePrelude }
+    : null;
+  if (!setup.exchanges && !greeted) throw new Error(`${name}: the compliance setup needs exchanges or serverFirst`);
+  const main: Conversation = setup.exchanges ? { exchanges: setup.exchanges, resumePrelude: setup.resumePrelude } : greeted!;
+  const expected = expectedBytes(main);
 
-  function replay(opts: { mss?: number; targetMss?: number; protocol?: SessionProtocol; from?: number; burst?: boolean } = {}) {
-    const from = opts.from ?? 0;
-    const prelude = from > 0 && setup.resumePrelude ? [{ expect: setup.resumePrelude.client, server: setup.resumePrelude.server }] : [];
-    const served = [...prelude, ...script.slice(from)];
-    let rig: EngineRig | undefined;
-    const order = watchOrder(scriptResponder(served, setup.greeting), served, setup.greeting?.length ?? 0, (key) =>
-      rig?.repliedBytes.get(key) ?? 0,
-    );
-    rig = new EngineRig({
-      protocol: opts.protocol ?? setup.protocol,
-      sim: { responder: order.responder, mss: opts.targetMss },
-      config: { gateIdleMs: 2000 },
-    });
-    const packets = conversation(CLIENT, asExchanges(), {
-      mss: opts.mss,
-      greeting: setup.greeting?.length,
-      syn: from === 0,
-      fromExchange: from,
-    });
-    if (opts.burst) rig.captureBurst(packets);
-    else for (const p of packets) rig.capture(p);
-    rig.advance(100);
-    return { rig, early: order.early(), received: Buffer.concat(rig.sim.history.map((c) => c.bytes)) };
+  function replay(opts: ReplayOptions = {}) {
+    return replayConversation(opts.conv ?? main, opts.protocol ?? setup.protocol, opts);
   }
 
   describe(`${name}: SessionProtocol compliance`, () => {
@@ -157,13 +225,13 @@ export function protocolComplianceTests(name: string, setup: ComplianceSetup): v
       expect(p.name, 'name').to.be.a('string').and.not.equal('');
       expect(Number.isInteger(p.replyPayloadBytes) && p.replyPayloadBytes >= 0 && p.replyPayloadBytes <= 65000, 'replyPayloadBytes in 0..65000').to.equal(true);
       expect(p.createSession, 'createSession').to.be.a('function');
-      expect(setup.exchanges.length, 'the setup gives at least two exchanges').to.be.greaterThan(1);
+      expect(main.exchanges.length, 'the setup gives at least two exchanges').to.be.greaterThan(1);
     });
 
     it('replays the conversation exactly, recognising every response without the idle fallback', () => {
       const { rig, received } = replay();
       expect(received.toString('latin1')).to.equal(expected.toString('latin1'));
-      expect(rig.sim.history[0]?.answered, 'answers the target gave').to.equal(script.length + (setup.greeting ? 1 : 0));
+      expect(rig.sim.history[0]?.answered, 'answers the target gave').to.equal(main.exchanges.length + (main.targetGreeting ? 1 : 0));
       expect(rig.engine.stats.protocolFaults, 'hooks that threw').to.equal(0);
       expect(rig.engine.stats.gateFallbacks, 'requests released only by the idle fallback').to.equal(0);
       expect(rig.engine.stats.sessionsCompleted, 'sessions closed cleanly').to.equal(1);
@@ -196,7 +264,7 @@ export function protocolComplianceTests(name: string, setup: ComplianceSetup): v
     if (resume) {
       it('resumes a connection captured from its second request on', () => {
         const { rig, received } = replay({ from: 1 });
-        const rest = Buffer.concat([...(setup.resumePrelude ? [setup.resumePrelude.client] : []), ...script.slice(1).map((e) => e.expect)]);
+        const rest = Buffer.concat([...(main.resumePrelude ? [main.resumePrelude.client] : []), expectedBytes({ exchanges: main.exchanges.slice(1) })]);
         expect(received.toString('latin1')).to.equal(rest.toString('latin1'));
         expect(rig.engine.stats.protocolFaults).to.equal(0);
         expect(rig.engine.stats.sessionsFakedHandshake).to.equal(1);
@@ -207,14 +275,47 @@ export function protocolComplianceTests(name: string, setup: ComplianceSetup): v
       const calls: string[][] = [];
       replay({ protocol: spied(setup.protocol, calls) });
       expect(calls).to.have.length(1);
-      const log = calls[0];
-      expect(log[0]).to.equal('createSession');
-      expect(log.filter((c) => c === 'onClose')).to.have.length(1);
-      expect(log[log.length - 1]).to.equal('onClose');
-      const firstConnect = log.indexOf('onConnect');
-      const firstTarget = log.findIndex((c) => c === 'onTargetData' || c === 'mayRelease');
-      if (firstConnect >= 0 && firstTarget >= 0) expect(firstConnect).to.be.lessThan(firstTarget);
+      expectHookOrder(calls[0]);
     });
+
+    if (greeted) {
+      const login = expectedBytes({ exchanges: greeted.exchanges.slice(0, 1) });
+      it('server first: sends nothing before the target greets, then the login made for its greeting, then the commands', () => {
+        const { rig, received, early, sentBeforeGreeting } = replay({ conv: greeted, holdGreeting: true });
+        expect(sentBeforeGreeting, 'bytes sent before the target greeted').to.equal(0);
+        expect(received.toString('latin1')).to.equal(expectedBytes(greeted).toString('latin1'));
+        expect(received.subarray(0, login.length).toString('hex'), 'the login, for the target\'s greeting').to.equal(login.toString('hex'));
+        expect(early, 'requests that reached the target before the previous answer').to.equal(0);
+        expect(rig.engine.stats.gateFallbacks, 'requests released only by the idle fallback').to.equal(0);
+        expect(rig.engine.stats.protocolFaults, 'hooks that threw').to.equal(0);
+        expect(rig.engine.stats.sessionsCompleted, 'sessions closed cleanly').to.equal(1);
+      });
+
+      it('server first: the same when everything was captured before the target answered anything', () => {
+        const { rig, received, early } = replay({ conv: greeted, burst: true });
+        expect(received.toString('latin1')).to.equal(expectedBytes(greeted).toString('latin1'));
+        expect(early, 'requests that reached the target before the previous answer').to.equal(0);
+        expect(rig.engine.stats.gateFallbacks).to.equal(0);
+      });
+
+      if (sf!.resume ?? true) {
+        it('server first: resumes a connection captured after its login, logging in first', () => {
+          const { rig, received, early } = replay({ conv: greeted, from: 1, holdGreeting: true });
+          const rest = Buffer.concat([...(greeted.resumePrelude ? [greeted.resumePrelude.client] : []), expectedBytes({ exchanges: greeted.exchanges.slice(1) })]);
+          expect(received.toString('latin1')).to.equal(rest.toString('latin1'));
+          expect(early, 'requests that reached the target before the previous answer').to.equal(0);
+          expect(rig.engine.stats.protocolFaults).to.equal(0);
+          expect(rig.engine.stats.sessionsFakedHandshake).to.equal(1);
+        });
+      }
+
+      it('server first: calls the hooks in the documented order', () => {
+        const calls: string[][] = [];
+        replay({ conv: greeted, holdGreeting: true, protocol: spied(setup.protocol, calls) });
+        expect(calls).to.have.length(1);
+        expectHookOrder(calls[0]);
+      });
+    }
 
     it('never throws on garbage from the client or the target', () => {
       const rnd = prng(0x5eed);

@@ -15,6 +15,8 @@ export class SimConnection {
   reset = false;
   /** Responses sent (whole answers, as the responder counts them). */
   answered = 0;
+  /** With holdGreeting: the greeting not sent yet, and the SYN that addresses it. */
+  heldGreeting: { answers: Buffer[]; syn: Buffer } | null = null;
   constructor(readonly key: string) {}
   get bytes(): Buffer {
     return Buffer.concat(this.received);
@@ -91,6 +93,8 @@ export interface SimOptions {
   responder?: Responder;
   /** Advertise a zero window, and never update it by itself, until a segment arrives while it is shut (a probe). */
   zeroWindowUntilProbe?: boolean;
+  /** Keep each connection's greeting back until releaseGreetings() (a server slow to greet). */
+  holdGreeting?: boolean;
 }
 
 /**
@@ -150,7 +154,8 @@ export class SimTarget {
       this.send(v, c, c.isn, TCP_SYN | TCP_ACK, Buffer.alloc(0), synAckOptions(this.o.mss ?? 1460, 7, 1000, this.opts.tsVal));
       this.log.push(`${key} syn`);
       const greeting = this.responder.onConnect?.(c) ?? [];
-      this.answer(v, c, greeting);
+      if (this.o.holdGreeting && greeting.length > 0) c.heldGreeting = { answers: greeting, syn: Buffer.from(buf) };
+      else this.answer(v, c, greeting);
       return;
     }
     if (!c || c.reset) return; // a reset connection takes nothing more
@@ -194,6 +199,17 @@ export class SimTarget {
         c.sndNxt = (c.sndNxt + 1) >>> 0;
         c.finSent = true;
       }
+    }
+  }
+
+  /** Sends the greetings held back by holdGreeting. */
+  releaseGreetings(): void {
+    for (const c of this.conns.values()) {
+      const held = c.heldGreeting;
+      if (!held || c.reset) continue;
+      c.heldGreeting = null;
+      this.view.decode(held.syn, 0, held.syn.length);
+      this.answer(this.view, c, held.answers);
     }
   }
 

@@ -22,6 +22,9 @@ export interface DriverHost {
   readonly targetPort: number;
   readonly sawHandshake: boolean;
   emit(data: Buffer, tag: number): void;
+  emitNext(data: Buffer, tag: number): void;
+  alignServerBytes(onlineServerBytes: number): void;
+  setReplyPayloadBytes(bytes: number): void;
   log(message: string): void;
   fault(hook: string, err: unknown): void;
 }
@@ -35,6 +38,8 @@ export class ProtocolDriver {
   private session: ProtocolSession | null = null;
   private closed = false;
   private emitted = false;
+  /** Inside mayRelease or beforeSend, where the out queue must not change under the engine. */
+  private asking = false;
 
   constructor(
     protocol: SessionProtocol,
@@ -50,6 +55,18 @@ export class ProtocolDriver {
         if (this.closed) return;
         this.emitted = true;
         host.emit(data, tag);
+      },
+      emitNext: (data: Buffer, tag = 0) => {
+        if (this.asking) throw new Error('emitNext is not allowed from mayRelease or beforeSend');
+        if (this.closed) return;
+        this.emitted = true;
+        host.emitNext(data, tag);
+      },
+      alignServerBytes: (onlineServerBytes: number) => {
+        if (!this.closed) host.alignServerBytes(onlineServerBytes);
+      },
+      setReplyPayloadBytes: (bytes: number) => {
+        if (!this.closed) host.setReplyPayloadBytes(Math.min(65000, Math.max(0, bytes | 0)));
       },
       log: (message: string) => host.log(message),
     };
@@ -127,11 +144,34 @@ export class ProtocolDriver {
   mayRelease(tag: number, query: ReleaseQuery): boolean {
     const hook = this.session?.mayRelease;
     if (!hook || this.closed) return byteCountRelease(query);
+    this.asking = true;
     try {
       return hook.call(this.session, tag, query) === true;
     } catch (err) {
       this.fault('mayRelease', err);
       return byteCountRelease(query);
+    } finally {
+      this.asking = false;
+    }
+  }
+
+  /** True when the protocol may rewrite chunks just before they go (the engine then drops cached checksums). */
+  get rewritesOnSend(): boolean {
+    return !!this.session?.beforeSend && !this.closed;
+  }
+
+  /** May the chunk go now on this connection (rewritten in place by the protocol, perhaps)? */
+  beforeSend(tag: number, data: Buffer): boolean {
+    const hook = this.session?.beforeSend;
+    if (!hook || this.closed) return true;
+    this.asking = true;
+    try {
+      return hook.call(this.session, tag, data) !== false;
+    } catch (err) {
+      this.fault('beforeSend', err);
+      return true;
+    } finally {
+      this.asking = false;
     }
   }
 

@@ -18,9 +18,20 @@
  *   onIdleRelease(tag)*                     the engine let a held chunk go without the protocol's yes
  *   onTargetClose(reset)*                   the target closed (FIN) or reset the current connection
  *   mayRelease(tag, query)*                 before the first byte of each emitted chunk goes
+ *   beforeSend(tag, data)*                  after the chunk was released, just before its first byte
+ *                                           goes on the current connection (again on each new one)
  *   onClose()                               exactly once, last
  *
- * onClientData, onTargetData and mayRelease interleave after onConnect. The
+ * onClientData, onTargetData, mayRelease and beforeSend interleave after onConnect.
+ *
+ * A server-first protocol (the server greets, the client logs in) works so: it
+ * says no in beforeSend to everything until it has read the target's greeting
+ * on the current connection, then, from onTargetData, puts its own login ahead
+ * of the held chunks with emitNext, answers the target's authentication the
+ * same way, says yes once logged in, and lines the byte counts up with
+ * alignServerBytes. A connection it resumes has no captured login: it makes one.
+ *
+ * The
  * client data passed to onClientData is the engine's own copy: it stays valid
  * and unchanged, so a protocol may emit it or slices of it without copying
  * (it must not modify it). Target data is only valid during the call, and the
@@ -61,6 +72,22 @@ export interface ProtocolContext {
    * connection is unaffected: the engine numbers what it sends itself).
    */
   emit(data: Buffer, tag?: number): void;
+  /**
+   * Queues bytes ahead of everything not yet sent on the current connection
+   * (after a chunk already partly sent): a login computed from the target's
+   * greeting, an answer to its authentication request. During onConnect it is
+   * the same as emit. Not allowed from mayRelease or beforeSend (it throws).
+   */
+  emitNext(data: Buffer, tag?: number): void;
+  /**
+   * Declares that the target's replies so far stand for `onlineServerBytes`
+   * bytes of the online server's, and rebases ReleaseQuery.targetServerBytes
+   * accordingly: for conversations with round trips the online one did not
+   * have (a login on a resumed connection, an extra authentication step).
+   */
+  alignServerBytes(onlineServerBytes: number): void;
+  /** Payload bytes of each target reply that intercept returns for this connection from now on (0..65000). */
+  setReplyPayloadBytes(bytes: number): void;
   /** Reports something about this connection (rate-limited by the engine). */
   log(message: string): void;
 }
@@ -124,6 +151,16 @@ export interface ProtocolSession {
    * If the target stays quiet, the engine's idle fallback releases it anyway.
    */
   mayRelease?(tag: number, query: ReleaseQuery): boolean;
+  /**
+   * The chunk emitted with `tag` was released and its first byte is about to
+   * go on the current connection (asked again on each new connection). `data`
+   * is the buffer the protocol emitted: it may overwrite bytes in place, same
+   * length (a statement id known only from the target's reply, say). False
+   * holds the chunk and what follows: asked again after each target reply.
+   * Unlike mayRelease, the idle fallback does not override a no; the session
+   * timeout (-t) bounds the wait. Default: yes, unchanged.
+   */
+  beforeSend?(tag: number, data: Buffer): boolean;
   onClose?(): void;
 }
 

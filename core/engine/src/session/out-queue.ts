@@ -17,6 +17,8 @@ export interface OutChunk {
   sum: number;
   /** The protocol (or the idle fallback) let it go. */
   released: boolean;
+  /** The connection (numbered from 1) on which the protocol's beforeSend said yes to it; 0: none yet. */
+  readyOn: number;
 }
 
 /** The bytes for the target, in order, until the target acknowledges them. */
@@ -34,7 +36,7 @@ export class OutQueue {
 
   push(data: Buffer, tag: number, serverBytes: number, sum: number): void {
     if (data.length === 0) return;
-    this.chunks.push({ data, pos: this.endPos, tag, serverBytes, sum, released: false });
+    this.chunks.push({ data, pos: this.endPos, tag, serverBytes, sum, released: false, readyOn: 0 });
     this.endPos += data.length;
     this.bytes += data.length;
   }
@@ -50,7 +52,7 @@ export class OutQueue {
     const added: OutChunk[] = [];
     for (const it of items) {
       if (it.data.length === 0) continue;
-      added.push({ data: it.data, pos: at, tag: it.tag, serverBytes: it.serverBytes, sum: -1, released: false });
+      added.push({ data: it.data, pos: at, tag: it.tag, serverBytes: it.serverBytes, sum: -1, released: false, readyOn: 0 });
       at += it.data.length;
     }
     const shift = at - pos;

@@ -134,6 +134,8 @@ export class Session implements WheelEntry {
   /** When a hole in the captured stream is given up on (a packet the capture lost). */
   private gapAt = Infinity;
   private gateWaiting = false;
+  /** The protocol's beforeSend holds the next chunk back (until a target reply changes its mind). */
+  private sendHeld = false;
   /** The idle fallback let the client's FIN/RST go although the protocol still held it. */
   private closeForced = false;
   private lingerAt = Infinity;
@@ -175,6 +177,14 @@ export class Session implements WheelEntry {
       targetPort,
       sawHandshake: sawSyn,
       emit: (data, tag) => this.emitOut(data, tag),
+      emitNext: (data, tag) => this.emitNextOut(data, tag),
+      alignServerBytes: (onlineServerBytes) => {
+        this.gateAdjust = onlineServerBytes - this.targetBytes;
+      },
+      setReplyPayloadBytes: (bytes) => {
+        this.route.payloadBytes = bytes;
+        if (this.routed) this.ctx.routes.add(this.route);
+      },
       log: (message) => ctx.warn(`${ctx.protocol.name} ${this.describe()}: ${message}`),
       fault: (hook, err) => {
         ctx.stats.protocolFaults++;
@@ -311,6 +321,20 @@ export class Session implements WheelEntry {
       return;
     }
     this.out.push(data, tag, this.currentServerBytes, data === this.currentData ? this.currentSum : -1);
+  }
+
+  /** Bytes the protocol puts ahead of everything not yet sent (after a chunk partly sent). */
+  private emitNextOut(data: Buffer, tag: number): void {
+    if (this.prelude) {
+      this.emitOut(data, tag);
+      return;
+    }
+    if (this.finSent) return; // nothing may follow our FIN
+    let pos = this.sndNxt;
+    const partial = this.out.chunkAt(pos);
+    if (partial && partial.pos < pos) pos = partial.pos + partial.data.length;
+    const next = this.out.chunkAt(pos);
+    this.out.insertAt(pos, [{ data, tag, serverBytes: next ? next.serverBytes : this.currentServerBytes }]);
   }
 
   // ---- sending -------------------------------------------------------------------
@@ -462,11 +486,20 @@ export class Session implements WheelEntry {
     }
     const mss = this.segmentSize();
     let sent = false;
+    this.sendHeld = false;
     while (this.sndNxt < this.out.endPos && !this.finSent) {
       const c = this.out.chunkAt(this.sndNxt)!;
       if (!c.released) {
         if (!this.released(c.tag, c.serverBytes, now)) break;
         c.released = true;
+      }
+      if (c.readyOn !== this.connections) {
+        if (!this.driver.beforeSend(c.tag, c.data)) {
+          this.sendHeld = true;
+          break;
+        }
+        c.readyOn = this.connections;
+        if (this.driver.rewritesOnSend) c.sum = -1; // the protocol may have changed bytes
       }
       const inFlight = this.sndNxt - this.sndUna;
       let len = Math.min(c.pos + c.data.length - this.sndNxt, mss);
@@ -771,7 +804,7 @@ export class Session implements WheelEntry {
   // ---- timers ----------------------------------------------------------------------
 
   private waitingForTarget(): boolean {
-    return this.state === SessionState.SYN_SENT || this.sndUna !== this.sndNxt || this.gateWaiting;
+    return this.state === SessionState.SYN_SENT || this.sndUna !== this.sndNxt || this.gateWaiting || this.sendHeld;
   }
 
   private rearm(): void {
