@@ -65,7 +65,7 @@ export function buildCommand(): Command {
         'Live:    tcpcopy -i eth0 -x 80-198.51.100.30:80 -s 198.51.100.40 -c 203.0.113.x\n' +
         'Offline: tcpcopy -i online.pcap -x 80-198.51.100.30:80 -s 198.51.100.40 -c 203.0.113.x -a 10',
     )
-    .requiredOption('-i, --input <file|device>', 'a pcap file to replay, or the device(s) to capture on live (comma-separated, or any)')
+    .option('-i, --input <file|device>', 'a pcap file to replay, or the device(s) to capture on live (comma-separated, or any); without it, live on every device')
     .requiredOption('-x, --transfer <spec>',
       'what to replay where: [onlineIP:]onlinePort[@srcMAC]-targetIP:targetPort[@nextHopMAC], several separated by commas; the MACs are for -o')
     .requiredOption('-s, --intercept <host[:port],...>', 'intercept server(s) that return the target\'s replies')
@@ -97,6 +97,8 @@ export function buildCommand(): Command {
     .option('--protocol <name>', 'protocol module: a built-in name (raw, http), a path, or an npm package name', 'raw')
     .option('--protocol-opt <key=value>', 'an option for the protocol module (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--protocol-config <file>', 'protocol options as a JSON object (--protocol-opt adds to it)')
+    .option('--mysql-user <user:password>', 'with --protocol mysql: the password of a user at the TARGET, to log in with (repeatable)',
+      (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--gate-idle <ms>', 'release held requests once the target is quiet this long', number('--gate-idle', 1, 600_000), 500)
     .option('--summary <format>', 'print the counters at the end: text or json', 'text')
     .option('--stats-interval <s>', 'live: log the counters every this many seconds (0: never)', number('--stats-interval', 0, 86_400), 30)
@@ -104,6 +106,7 @@ export function buildCommand(): Command {
     .option('-d, --daemon', 'run in the background, logging to -l (default ./tcpcopy.log)')
     .option('-P, --pid-file <file>', 'write the process id to this file while running')
     .option('-v, --verbose', 'report every warning, not only the first ones')
+    .version(cliVersion(), '--version', 'print the version')
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined });
@@ -116,9 +119,11 @@ interface Settings {
 
 /** Offline when -i names a file; live when it names devices. Flags of the other mode are refused. */
 function mode(o: Record<string, unknown>, given: (name: string) => boolean): boolean {
-  const input = o.input as string;
+  const input = o.input as string | undefined;
   let offline = false;
-  try {
+  if (input === undefined) {
+    // As the C tool: no -i is a live replay, and the raw socket sees every device.
+  } else try {
     offline = fs.statSync(input).isFile();
   } catch {
     offline = input.includes('/') || /\.(pcap|cap|pcapng|dump)$/i.test(input);
@@ -155,6 +160,10 @@ export async function main(argv: string[]): Promise<void> {
     } catch (err) {
       if (err instanceof CommanderError) {
         if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0);
+        if (err.code === 'commander.version') {
+          process.stdout.write(`${cliVersion()}\n`);
+          process.exit(0);
+        }
         throw new UsageError(`${err.message.replace(/^error: /, '')} (see tcpcopy --help)`);
       }
       throw err;
@@ -184,7 +193,12 @@ export async function main(argv: string[]): Promise<void> {
       localAddress = parseIpv4(o.localAddress);
       if (localAddress < 0) throw new UsageError(`-H ${o.localAddress}: not an IPv4 address`);
     }
-    const protocol = loadProtocol(o.protocol, parseProtocolOptions(o.protocolOpt, o.protocolConfig));
+    const protocolOpts = [...o.protocolOpt];
+    if (o.mysqlUser.length > 0) {
+      if (o.protocol !== 'mysql') throw new UsageError(`--mysql-user applies only to --protocol mysql (add --protocol mysql, or drop --mysql-user)`);
+      for (const u of o.mysqlUser) protocolOpts.push(`user=${u}`);
+    }
+    const protocol = loadProtocol(o.protocol, parseProtocolOptions(protocolOpts, o.protocolConfig));
     const config: Partial<EngineConfig> = {
       sessionTimeoutMs: o.sessionTimeout * 1000,
       keepaliveTimeoutMs: (o.keepaliveTimeout ?? o.sessionTimeout + 120) * 1000,
@@ -212,10 +226,10 @@ export async function main(argv: string[]): Promise<void> {
         for (const flag of ['filter', 'snaplen'].filter(given)) {
           throw new UsageError(`${flag === 'filter' ? '-F' : '-S'} applies to libpcap capture only (drop it, or leave out --capture raw)`);
         }
-        checkDevices(o.input);
+        if (o.input !== undefined) checkDevices(o.input);
         source = new RawSocketLiveSource({ receiveBuffer: o.bufferSize * 2 ** 20, warn });
       } else {
-        source = new PcapLiveSource({ device: o.input, filter: o.filter ?? captureFilter(transferList), bufferSize: o.bufferSize * 2 ** 20, snaplen: o.snaplen, warn });
+        source = new PcapLiveSource({ device: o.input ?? 'any', filter: o.filter ?? captureFilter(transferList), bufferSize: o.bufferSize * 2 ** 20, snaplen: o.snaplen, warn });
       }
       // Capture starts now, so that a bad device or filter is reported before the network is touched;
       // packets that come before the engine is ready are not replayed.
@@ -261,6 +275,7 @@ export async function main(argv: string[]): Promise<void> {
       ...extra,
       capture: { ...capture },
       engine: { ...eng.stats },
+      protocol: { name: protocol.name, ...protocol.stats?.() },
       output: { ...sink.stats },
       intercept: channel.stats(),
     });
@@ -341,6 +356,11 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** The CLI package's version, as --version prints it. */
+function cliVersion(): string {
+  return (require('../../package.json') as { version: string }).version;
+}
+
 /** --capture raw takes every device's packets; the devices named must exist all the same. */
 function checkDevices(list: string): void {
   for (const dev of list.split(',').map((d) => d.trim())) {
@@ -351,7 +371,13 @@ function checkDevices(list: string): void {
   }
 }
 
-function formatSummary(s: { seconds: number; capture: Record<string, unknown>; engine: Record<string, number>; passes?: unknown }): string {
+function formatSummary(s: {
+  seconds: number; capture: Record<string, unknown>; engine: Record<string, number>; protocol: Record<string, unknown>; passes?: unknown;
+}): string {
+  const { name, ...counters } = s.protocol;
+  const protocolPart = Object.keys(counters).length > 0
+    ? `; ${name}: ${Object.entries(counters).map(([k, v]) => `${k} ${v}`).join(', ')}`
+    : '';
   const e = s.engine;
   const c = s.capture as Record<string, number>;
   const skipped = (c.notIpv4 ?? 0) + (c.notTcp ?? 0) + (c.fragments ?? 0) + (c.malformed ?? 0) + (c.truncatedBySnaplen ?? 0);
@@ -362,6 +388,7 @@ function formatSummary(s: { seconds: number; capture: Record<string, unknown>; e
     `replies ${e.repliesReceived}; capture: ${c.tcpPackets} TCP packets, ${skipped} skipped ` +
     `(not IPv4 ${c.notIpv4}, not TCP ${c.notTcp}, fragments ${c.fragments}, malformed ${c.malformed}, cut by snaplen ${c.truncatedBySnaplen}), ` +
     `lost by the capture ${e.captureGaps} holes / ${e.captureGapBytes} bytes` +
-    (c.kernelDrops >= 0 ? `, kernel drops ${c.kernelDrops}` : '')
+    (c.kernelDrops >= 0 ? `, kernel drops ${c.kernelDrops}` : '') +
+    protocolPart
   );
 }

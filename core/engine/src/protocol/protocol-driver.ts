@@ -5,6 +5,7 @@ import {
   type ProtocolContext,
   type ProtocolSession,
   type ReleaseQuery,
+  type SendVerdict,
   type SessionProtocol,
 } from './session-protocol';
 
@@ -161,12 +162,13 @@ export class ProtocolDriver {
   }
 
   /** May the chunk go now on this connection (rewritten in place by the protocol, perhaps)? */
-  beforeSend(tag: number, data: Buffer): boolean {
+  beforeSend(tag: number, data: Buffer): SendVerdict {
     const hook = this.session?.beforeSend;
     if (!hook || this.closed) return true;
     this.asking = true;
     try {
-      return hook.call(this.session, tag, data) !== false;
+      const verdict = hook.call(this.session, tag, data);
+      return verdict === 'drop' ? 'drop' : verdict !== false;
     } catch (err) {
       this.fault('beforeSend', err);
       return true;

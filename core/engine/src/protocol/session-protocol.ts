@@ -49,6 +49,8 @@ export interface SessionProtocol {
    */
   readonly replyPayloadBytes: number;
   createSession(ctx: ProtocolContext): ProtocolSession;
+  /** The protocol's own counters for the end-of-run summary (sessions it skipped and why, answers compared, ...). */
+  stats?(): Readonly<Record<string, number>>;
 }
 
 /** A module may export this instead of a SessionProtocol to take `--protocol-opt key=value` options. */
@@ -157,12 +159,17 @@ export interface ProtocolSession {
    * is the buffer the protocol emitted: it may overwrite bytes in place, same
    * length (a statement id known only from the target's reply, say). False
    * holds the chunk and what follows: asked again after each target reply.
-   * Unlike mayRelease, the idle fallback does not override a no; the session
-   * timeout (-t) bounds the wait. Default: yes, unchanged.
+   * 'drop' takes the chunk out of the stream for good (a login made for an
+   * older connection, a command that can no longer run). Unlike mayRelease,
+   * the idle fallback does not override a no; the session timeout (-t) bounds
+   * the wait. Default: yes, unchanged.
    */
-  beforeSend?(tag: number, data: Buffer): boolean;
+  beforeSend?(tag: number, data: Buffer): SendVerdict;
   onClose?(): void;
 }
+
+/** beforeSend's answer: send now, hold, or drop for good. */
+export type SendVerdict = boolean | 'drop';
 
 /** The default release rule: the target has answered as much as the online server had. */
 export function byteCountRelease(query: ReleaseQuery): boolean {

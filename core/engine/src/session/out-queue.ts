@@ -63,6 +63,19 @@ export class OutQueue {
     this.bytes += shift;
   }
 
+  /** Takes the chunk that starts at `pos` (not sent on the current connection) out of the stream, moving what follows. */
+  dropAt(pos: number): void {
+    let i = this.head;
+    while (i < this.chunks.length && this.chunks[i].pos < pos) i++;
+    const c = this.chunks[i];
+    if (!c || c.pos !== pos) return;
+    const len = c.data.length;
+    this.chunks.splice(i, 1);
+    for (let j = i; j < this.chunks.length; j++) this.chunks[j].pos -= len;
+    this.endPos -= len;
+    this.bytes -= len;
+  }
+
   /** Position of the first held chunk of the request `c` belongs to (tag > 0), or of `c` itself. */
   startOfTag(c: OutChunk): number {
     let k = this.chunks.indexOf(c, this.head);

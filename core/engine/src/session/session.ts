@@ -494,7 +494,12 @@ export class Session implements WheelEntry {
         c.released = true;
       }
       if (c.readyOn !== this.connections) {
-        if (!this.driver.beforeSend(c.tag, c.data)) {
+        const verdict = this.driver.beforeSend(c.tag, c.data);
+        if (verdict === 'drop') {
+          this.out.dropAt(c.pos);
+          continue;
+        }
+        if (!verdict) {
           this.sendHeld = true;
           break;
         }
