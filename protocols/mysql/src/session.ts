@@ -253,10 +253,16 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       case Command.COM_CHANGE_USER:
         changeUser = this.changeUserCommand(payload);
         if (!changeUser) return;
+        this.statements.clear(); // as for COM_RESET_CONNECTION
         out = frame(0, buildChangeUser(
           { ...parseChangeUser(payload, this.login?.capabilities ?? 0)!, authResponse: Buffer.alloc(changeUser.authLength), authPluginName: changeUser.plugin },
           this.agreedCaps(),
         ));
+        break;
+      case Command.COM_RESET_CONNECTION:
+        // The server drops the connection's statements; the client's later ids name new ones. Forgotten now,
+        // as captured (the capture runs ahead of the replay: later PREPAREs may already be queued).
+        this.statements.clear();
         break;
       case Command.COM_INIT_DB:
         if (this.login) this.login.database = Buffer.from(payload.subarray(1));
@@ -358,6 +364,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
   }
 
   onTargetData(data: Buffer, length: number, info: TargetDataInfo): void {
+    if (this.failed) return;
     if (info.gap > 0) this.reader.feed(EMPTY, info.gap);
     this.reader.feed(data, length);
     if ((this.reader.lost || this.tracker?.lost) && !this.lostReported) {
@@ -425,7 +432,6 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
           this.login = changeUser.changeUser!.record;
           this.password = changeUser.changeUser!.password;
           this.shared.rememberLogin(this.ctx.clientIp, this.login);
-          this.statements.clear();
           this.counted(changeUser, 'ok', 0);
           this.reader.wantHeads();
         } else {
@@ -494,7 +500,6 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       c.stmt.targetOn = this.generation;
     }
     if (c.own) return;
-    if (c.command === Command.COM_RESET_CONNECTION && r.kind === 'ok') this.statements.clear();
     this.counted(c, r.kind, r.affectedRows);
   }
 

@@ -8,3 +8,5 @@ export * from './replay';
 export * from './streams';
 export * from './live';
 export * from './redis';
+export * from './mariadb';
+export * from './mysql-workload';

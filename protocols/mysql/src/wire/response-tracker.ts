@@ -224,7 +224,10 @@ export class ResponseTracker {
   private startNext(): boolean {
     if (this.queueHead >= this.queue.length) return false;
     const next = this.queue[this.queueHead++];
-    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.queueHead);
       this.queueHead = 0;
     }
