@@ -239,7 +239,9 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
         if (payload.length < 5 || p.raw.length !== payload.length + 4) break; // malformed or huge: goes as it is
         const id = payload.readUInt32LE(1);
         if (id === LAST_PREPARED_ID) break;
-        stmt = this.statements.byOnlineId(id);
+        stmt = this.statements.byOnlineId(id, command !== Command.COM_STMT_CLOSE);
+        // Closing a statement the server no longer has (a driver closing its cache after change-user) does nothing.
+        if (!stmt && command === Command.COM_STMT_CLOSE) return;
         if (!stmt) {
           this.stats.unknownStatements++;
           if (this.shared.firstReport(`stmt:${this.ctx.clientIp}:${this.ctx.clientPort}`)) {
@@ -265,7 +267,10 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
         this.statements.clear();
         break;
       case Command.COM_INIT_DB:
-        if (this.login) this.login.database = Buffer.from(payload.subarray(1));
+        if (this.login) {
+          this.login.database = Buffer.from(payload.subarray(1));
+          this.shared.rememberLogin(this.ctx.clientIp, this.login);
+        }
         break;
       case Command.COM_QUERY:
         this.query(payload);
@@ -325,7 +330,10 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       this.statements.sqlPrepared();
     } else if (head.startsWith('USE ') && this.login) {
       const db = payload.toString('utf8', i + 4).trim().replace(/;$/, '').replace(/^`(.*)`$/, '$1');
-      if (db.length > 0 && db.length <= 256) this.login.database = Buffer.from(db);
+      if (db.length > 0 && db.length <= 256) {
+        this.login.database = Buffer.from(db);
+        this.shared.rememberLogin(this.ctx.clientIp, this.login);
+      }
     }
   }
 
@@ -574,6 +582,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
   }
 
   onClose(): void {
+    if (!this.failed && this.framer.buffered > 0) this.stats.streamsCorrupt++; // ends inside a packet: a cut or corrupt capture
     this.cmds.clear();
     this.inflight = [];
     this.framer.reset();

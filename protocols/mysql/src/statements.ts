@@ -58,8 +58,11 @@ export class StatementMap {
     if (!Number.isNaN(this.nextOnlineId)) this.nextOnlineId++;
   }
 
-  /** The statement an online id names, learning the id on first use; null when it was prepared before the capture. */
-  byOnlineId(id: number): Statement | null {
+  /**
+   * The statement an online id names, learning the id on first use (unless `learn` is false: a
+   * COM_STMT_CLOSE may name a statement the server already dropped); null when it is not known.
+   */
+  byOnlineId(id: number, learn = true): Statement | null {
     for (let i = this.list.length - 1; i >= 0; i--) {
       const s = this.list[i];
       if (s.onlineId === id) {
@@ -67,6 +70,7 @@ export class StatementMap {
         return s;
       }
     }
+    if (!learn) return null;
     // Not predicted: the newest statement nothing has used yet is the one (see the class comment).
     for (let i = this.list.length - 1; i >= 0; i--) {
       const s = this.list[i];

@@ -134,7 +134,7 @@ describe('wire: fuzz (fast-check, fixed seeds)', () => {
       fc.property(bytesArb, fc.integer({ min: 0, max: 0xffffffff }), (payload, caps) => {
         parseAll(payload, caps);
       }),
-      { seed: SEED, numRuns: 3000 },
+      { seed: SEED, numRuns: 5000 },
     );
   });
 
@@ -339,7 +339,7 @@ describe('wire: fuzz (fast-check, fixed seeds)', () => {
     const streams = CAPTURES.map((c) => Buffer.concat(segmentsFrom(c, 's').slice(2)));
     fc.assert(
       fc.property(fc.nat({ max: streams.length - 1 }), fc.array(mutationArb, { maxLength: 3 }), fc.integer({ min: 1, max: 40 }), (index, mutations, chunk) => {
-        let stream = streams[index];
+        let stream: Buffer = streams[index];
         for (const m of mutations) stream = mutate(stream, { ...m, cut: null });
         const tracker = new ResponseTracker(Capability.PROTOCOL_41 | Capability.DEPRECATE_EOF, { maxPending: 64 });
         for (let i = 0; i < 12; i++) tracker.expect(Command.COM_QUERY);

@@ -31,6 +31,7 @@ describe('wire: PacketFramer', () => {
     framer.feed(stream);
     const got = drain(framer);
     expect(shape(got)).to.deep.equal(expected);
+    expect(got.map((p) => p.packets)).to.deep.equal([1, 1, 1, 1]);
     expect(got[0].raw.buffer).to.equal(stream.buffer);
     expect(got[0].payload.buffer).to.equal(stream.buffer);
     expect(framer.buffered).to.equal(0);
@@ -102,6 +103,7 @@ describe('wire: PacketFramer', () => {
     }
     const logical = framer.next()!;
     expect(logical.seq).to.equal(3);
+    expect(logical.packets).to.equal(2);
     expect(logical.payload.length).to.equal(payload.length);
     expect(logical.payload.equals(payload)).to.equal(true);
     expect(logical.raw.length).to.equal(payload.length + 8);

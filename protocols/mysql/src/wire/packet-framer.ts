@@ -8,6 +8,8 @@ export interface FramedPacket {
   payload: Buffer;
   /** The bytes exactly as received, every 4-byte header included. */
   raw: Buffer;
+  /** Physical packets it took (1 below 16 MiB); the next sequence id is seq + packets. */
+  packets: number;
 }
 
 export interface PacketFramerOptions {
@@ -108,7 +110,7 @@ export class PacketFramer {
     const payload = parts === 1 ? raw.subarray(HEADER_SIZE) : joinPayloads(raw, total);
     this.start = pos;
     if (this.start === this.end) this.release();
-    return { seq, payload, raw };
+    return { seq, payload, raw, packets: parts };
   }
 
   /** Forgets everything (a new stream): buffered bytes and the error state. */
