@@ -160,10 +160,7 @@ export async function main(argv: string[]): Promise<void> {
     } catch (err) {
       if (err instanceof CommanderError) {
         if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0);
-        if (err.code === 'commander.version') {
-          process.stdout.write(`${cliVersion()}\n`);
-          process.exit(0);
-        }
+        if (err.code === 'commander.version') process.exit(0); // commander printed it
         throw new UsageError(`${err.message.replace(/^error: /, '')} (see tcpcopy --help)`);
       }
       throw err;

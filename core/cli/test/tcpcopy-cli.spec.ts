@@ -156,6 +156,17 @@ describe('tcpcopy command', function () {
     it('an unknown --protocol', () => {
       expectUserError(run(args({ '--protocol': 'no-such-protocol' })), /^tcpcopy: cannot load protocol "no-such-protocol"/);
     });
+
+    it('--mysql-user without --protocol mysql, and one without a password', () => {
+      expectUserError(run(args({}, ['--mysql-user', 'app:pw'])), /^tcpcopy: --mysql-user applies only to --protocol mysql/);
+      expectUserError(run(args({ '--protocol': 'mysql' }, ['--mysql-user', 'app'])), /^tcpcopy: protocol "mysql" rejected its options: user=app: expected user:password/);
+    });
+  });
+
+  it('--version prints the version and exits 0, whatever else is missing', () => {
+    const r = run(['--version']);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout.trim()).to.match(/^\d+\.\d+\.\d+$/);
   });
 
   // Not errors: what cannot be replayed is skipped and counted. tcpcopy sends for real here (raw socket), so
