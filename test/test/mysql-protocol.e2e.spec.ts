@@ -156,11 +156,12 @@ describe('mysql protocol: replaying a captured MariaDB workload (real tcpcopy, i
   });
 
   /** Replays the capture to a fresh target MariaDB whose users have TARGET_PW; returns what it holds afterwards. */
-  async function replay(extra: string[]): Promise<{ run: TcpcopyRun; before: TableDump; after: TableDump; view: LogView; errorLog: string; ms: number }> {
+  async function replay(extra: string[], alterTarget?: string): Promise<{ run: TcpcopyRun; before: TableDump; after: TableDump; view: LogView; errorLog: string; ms: number }> {
     const t0 = Date.now();
     const target = await startMariadb(topo, 'target');
     try {
       await prepareShop(target, TARGET_PW);
+      if (alterTarget) await target.sql(alterTarget);
       const before = await target.tableDump('shop');
       const intercept = await startIntercept(topo, [PORT]);
       let run: TcpcopyRun;
@@ -184,10 +185,19 @@ describe('mysql protocol: replaying a captured MariaDB workload (real tcpcopy, i
     const context = `\n--- tcpcopy stderr ---\n${run.stderr.slice(-3000)}\n--- target error log ---\n${errorLog}`;
     expect(run.code, `tcpcopy exit code${context}`).to.equal(0);
     process.stderr.write(`      [replay: ${ms} ms; target rows ${JSON.stringify(after.counts)}]\n`);
+    process.stderr.write(`      [tcpcopy stderr: ${JSON.stringify(run.stderr.trim().split('\n').slice(0, 12))}]\n`);
 
     expect(view.deniedLogins, `logins the target refused${context}`).to.equal(0);
     expect(after.counts, `row counts, target vs online${context}`).to.deep.equal(onlineDump.counts);
     expect(after.text, `rows, online vs target:\n${diffDumps(onlineDump.text, after.text)}`).to.equal(onlineDump.text);
+
+    // The answers, command by command, against the online server's in the capture. Concurrent upserts of the same
+    // row may run in another order on the target (1 row affected for the insert, 2 for the update): at most 4 of them.
+    const answers = run.summary?.protocol ?? {};
+    expect(answers.answersCompared, 'answers compared with the online ones').to.be.greaterThan(150);
+    expect(answers.errorsOnlyOnTarget, 'statements that failed only on the target').to.equal(0);
+    expect(answers.affectedRowsDiffer, 'answers with other affected-row counts').to.be.at.most(4);
+    expect(answers.answersSame + answers.affectedRowsDiffer, 'answers the same but for affected rows').to.equal(answers.answersCompared);
 
     // Per kind, what the target executed against what the online server executed while captured.
     // Connection ids differ; the mid-stream connection's statements before the capture are in neither.
@@ -211,6 +221,15 @@ describe('mysql protocol: replaying a captured MariaDB workload (real tcpcopy, i
     const targetSessions = view.sessions.map((s) => s.split('\n').filter((l) => !(l.startsWith('Query ') && ALLOWED_EXTRA_QUERY.test(l.slice(6)))).join('\n'));
     const s = multisetDiff(onlineView.sessions, targetSessions);
     expect(s, 'connections whose statements differ (in order)').to.deep.equal({ missing: [], extra: [] });
+  });
+
+  it('reports the statements that fail only on the target (the regressions a replay is run to find)', async () => {
+    const { run } = await replay(MYSQL_USERS, 'RENAME TABLE shop.hits TO shop.hits_elsewhere;');
+    expect(run.code, `tcpcopy exit code\n${run.stderr.slice(-3000)}`).to.equal(0);
+    const p = run.summary?.protocol ?? {};
+    expect(p.errorsOnlyOnTarget, `statements that failed only on the target\n${run.stderr.slice(-3000)}`).to.be.greaterThan(0);
+    expect(run.stderr, 'the failing statement named with the target\'s error').to.match(/failed only on the target: INSERT INTO hits .*ERR 1146 Table 'shop\.hits' doesn't exist/);
+    expect(p.answersCompared - p.errorsOnlyOnTarget - p.affectedRowsDiffer, 'the other answers').to.equal(p.answersSame);
   });
 
   it('with wrong target passwords the target refuses the recomputed logins and its tables stay as they were (the control)', async () => {

@@ -64,7 +64,8 @@ export function madeUpRecord(user: string, database: string | null): LoginRecord
 /** The capabilities a connection ends up with: what the client asked and the target offers. */
 export function agreedCapabilities(record: LoginRecord, greeting: Greeting): { capabilities: number; mariadb: number } {
   let caps = (record.capabilities & greeting.capabilities & ~NEVER) >>> 0;
-  caps = (caps | Capability.PROTOCOL_41) >>> 0;
+  // Length-prefixed auth answers whatever the client used: a token may hold NUL bytes.
+  caps = (caps | Capability.PROTOCOL_41 | (greeting.capabilities & Capability.SECURE_CONNECTION)) >>> 0;
   if (record.database && record.database.length > 0) caps = (caps | Capability.CONNECT_WITH_DB) >>> 0;
   else caps = (caps & ~Capability.CONNECT_WITH_DB) >>> 0;
   // MariaDB's extended capabilities travel only when the target does not claim to be MySQL.
@@ -161,7 +162,11 @@ export class AuthExchange {
           }
         }
         if ((this.plugin === CACHING_SHA2_PLUGIN || this.plugin === SHA256_PASSWORD_PLUGIN) && more.includes('-----BEGIN')) {
-          return { kind: 'send', payload: rsaEncryptedPassword(this.password, this.scramble, more), seq: seq + 1 };
+          try {
+            return { kind: 'send', payload: rsaEncryptedPassword(this.password, this.scramble, more), seq: seq + 1 };
+          } catch (err) {
+            return { kind: 'unsupported', message: `the target's RSA public key cannot be used (${(err as Error).message})` };
+          }
         }
         return { kind: 'unsupported', message: `unexpected AuthMoreData for ${this.plugin}` };
       }

@@ -11,8 +11,10 @@ import {
 } from '@tcpcopy/core';
 import { computeAuthResponse } from './auth/auth-plugins';
 import { NATIVE_PASSWORD_PLUGIN } from './auth/native-password';
+import { AnswerComparison, type Answer } from './answer-comparison';
 import { AuthExchange, agreedCapabilities, madeUpRecord, recordOf, targetLogin, type AuthStep, type LoginRecord } from './login';
 import { passwordOf } from './options';
+import { OnlineAnswers } from './online-answers';
 import type { MysqlShared } from './shared';
 import { LAST_PREPARED_ID, StatementMap, type Statement } from './statements';
 import { Capability, Command } from './wire/constants';
@@ -64,7 +66,12 @@ interface Cmd {
   changeUser: { password: string; plugin: string; authAt: number; authLength: number; record: LoginRecord } | null;
   /** A packet of ours (login, auth answer, re-prepare), for one connection only. */
   own: boolean;
+  /** The start of its SQL (COM_QUERY, COM_STMT_PREPARE), to name it in a report. */
+  text: string;
 }
+
+/** SQL kept per command to name it in a report. */
+const TEXT_KEPT = 120;
 
 /**
  * One replayed MySQL client connection.
@@ -103,6 +110,10 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
   private packetServerBytes = 0;
   /** The session is not replayed any more (skipped or failed): everything left is dropped. */
   private failed = false;
+  /** The online server's answers, when the capture has them (connections captured from their start). */
+  private readonly online: OnlineAnswers | null;
+  private readonly comparison: AnswerComparison;
+  private onlineLostCounted = false;
 
   // ---- the target side
   private readonly reader = new ReplyReader(this);
@@ -128,6 +139,8 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
     this.client = ctx.sawHandshake ? Client.LOGIN : Client.COMMANDS;
     this.synced = ctx.sawHandshake;
     this.statements = new StatementMap(ctx.sawHandshake);
+    this.online = ctx.sawHandshake ? new OnlineAnswers((tag, r) => this.onlineAnswered(tag, r)) : null;
+    this.comparison = new AnswerComparison(shared.stats, (tag, how, o, t) => this.answersDiffer(tag, how, o, t));
   }
 
   private get stats() {
@@ -195,6 +208,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       return;
     }
     const record = recordOf(login);
+    this.online?.login(login.capabilities, login.mariadbCapabilities);
     this.shared.rememberLogin(this.ctx.clientIp, record);
     this.client = Client.AUTH;
     if (!this.useLogin(record)) return;
@@ -244,6 +258,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
         if (!stmt && command === Command.COM_STMT_CLOSE) return;
         if (!stmt) {
           this.stats.unknownStatements++;
+          this.online?.expect(0, command); // answered online all the same: keeps the online answers in step
           if (this.shared.firstReport(`stmt:${this.ctx.clientIp}:${this.ctx.clientPort}`)) {
             this.ctx.log(`statement ${id} was prepared before the capture started: commands using it are not replayed`);
           }
@@ -256,10 +271,17 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
         changeUser = this.changeUserCommand(payload);
         if (!changeUser) return;
         this.statements.clear(); // as for COM_RESET_CONNECTION
-        out = frame(0, buildChangeUser(
-          { ...parseChangeUser(payload, this.login?.capabilities ?? 0)!, authResponse: Buffer.alloc(changeUser.authLength), authPluginName: changeUser.plugin },
-          this.agreedCaps(),
-        ));
+        try {
+          // The answer is written into this packet just before it goes: a 1-byte length prefix leaves room for it.
+          out = frame(0, buildChangeUser(
+            { ...parseChangeUser(payload, this.login?.capabilities ?? 0)!, authResponse: Buffer.alloc(changeUser.authLength), authPluginName: changeUser.plugin },
+            (this.agreedCaps() | Capability.SECURE_CONNECTION) >>> 0,
+          ));
+        } catch (err) {
+          this.stats.streamsCorrupt++;
+          this.fail(`a COM_CHANGE_USER that cannot be rebuilt (${(err as Error).message}): the rest of the connection is dropped`);
+          return;
+        }
         break;
       case Command.COM_RESET_CONNECTION:
         // The server drops the connection's statements; the client's later ids name new ones. Forgotten now,
@@ -267,7 +289,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
         this.statements.clear();
         break;
       case Command.COM_INIT_DB:
-        if (this.login) {
+        if (this.login && !payload.includes(0, 1)) {
           this.login.database = Buffer.from(payload.subarray(1));
           this.shared.rememberLogin(this.ctx.clientIp, this.login);
         }
@@ -282,7 +304,9 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
     const need = serverBytes > this.lastServerBytes ? this.expectedTotal : this.lastNeed;
     this.lastServerBytes = serverBytes;
     this.lastNeed = need;
-    const cmd: Cmd = { tag: this.nextTag++, command, expects, need, before: this.expectedTotal, serverBytes, stmt, changeUser, own: false };
+    const text = command === Command.COM_QUERY || command === Command.COM_STMT_PREPARE ? payload.toString('utf8', 1, Math.min(payload.length, 1 + TEXT_KEPT)) : '';
+    const cmd: Cmd = { tag: this.nextTag++, command, expects, need, before: this.expectedTotal, serverBytes, stmt, changeUser, own: false, text };
+    if (expects) this.online?.expect(cmd.tag, command);
     if (this.alignPending) {
       // Logged in before this first command was captured: the target has sent nothing since.
       this.alignPending = false;
@@ -330,7 +354,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       this.statements.sqlPrepared();
     } else if (head.startsWith('USE ') && this.login) {
       const db = payload.toString('utf8', i + 4).trim().replace(/;$/, '').replace(/^`(.*)`$/, '$1');
-      if (db.length > 0 && db.length <= 256) {
+      if (db.length > 0 && db.length <= 256 && !db.includes('\0')) {
         this.login.database = Buffer.from(db);
         this.shared.rememberLogin(this.ctx.clientIp, this.login);
       }
@@ -369,6 +393,33 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       this.stats.loginsResumed++;
     }
     return true;
+  }
+
+  onOnlineData(data: Buffer, info: TargetDataInfo): void {
+    if (!this.online || this.failed) return;
+    this.online.feed(data, info.gap);
+    if (!this.online.following && !this.onlineLostCounted) {
+      this.onlineLostCounted = true;
+      this.stats.onlineRepliesLost++;
+      this.ctx.log(`lost the thread of the online server's replies in the capture (${this.online.lostReason}): answers not compared from here`);
+    }
+  }
+
+  /** How the online server answered command `tag` (from the capture). */
+  private onlineAnswered(tag: number, r: ResponseSummary): void {
+    if (tag <= 0) return;
+    const c = this.cmds.get(tag);
+    if (c?.stmt && c.command === Command.COM_STMT_PREPARE && r.prepared) this.statements.learned(c.stmt, r.prepared.statementId);
+    this.comparison.onlineAnswer(tag, answerOf(r));
+  }
+
+  /** Reports an answer that differs from the online one (each kind of difference per statement once). */
+  private answersDiffer(tag: number, how: string, o: Answer, t: Answer): void {
+    const c = this.cmds.get(tag);
+    const what = c ? (c.text || (c.stmt ? `EXECUTE of ${c.stmt.prepare.toString('utf8', 5, 5 + TEXT_KEPT)}` : `command 0x${c.command.toString(16)}`)) : `command ${tag}`;
+    if (!this.shared.firstReport(`differs:${how}:${t.errorCode}:${what}`)) return;
+    const answer = (a: Answer) => (a.error ? `ERR ${a.errorCode} ${a.errorMessage}` : `OK, ${a.affectedRows} rows affected`);
+    this.ctx.log(`${how}: ${what.replace(/\s+/g, ' ').trim()} (online: ${answer(o)}; target: ${answer(t)})`);
   }
 
   onTargetData(data: Buffer, length: number, info: TargetDataInfo): void {
@@ -420,7 +471,18 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
   /** Our login, once both the target's greeting and the login to use are known. */
   private sendLogin(): void {
     if (this.link !== Link.LOGIN || !this.greeting || !this.login || this.password === null || this.failed) return;
-    const { payload, plugin } = targetLogin(this.login, this.greeting, this.password);
+    if (!(this.greeting.capabilities & Capability.SECURE_CONNECTION)) {
+      this.unsupported('the target speaks only the pre-4.1 authentication');
+      return;
+    }
+    let login: { payload: Buffer; plugin: string };
+    try {
+      login = targetLogin(this.login, this.greeting, this.password);
+    } catch (err) {
+      this.unsupported(`the login cannot be rebuilt for the target (${(err as Error).message})`);
+      return;
+    }
+    const { payload, plugin } = login;
     this.auth = new AuthExchange(this.password, plugin, this.greeting.scramble);
     this.link = Link.AUTH;
     this.stats.loginsReplayed++;
@@ -440,7 +502,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
           this.login = changeUser.changeUser!.record;
           this.password = changeUser.changeUser!.password;
           this.shared.rememberLogin(this.ctx.clientIp, this.login);
-          this.counted(changeUser, 'ok', 0);
+          this.counted(changeUser, OK_ANSWER, 'ok');
           this.reader.wantHeads();
         } else {
           this.loggedIn();
@@ -454,10 +516,15 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
         return;
       }
       case 'unsupported':
-        this.stats.skippedUnsupportedAuth++;
-        if (this.shared.firstReport(`auth:${step.message}`)) this.ctx.log(`${step.message}: connection given up`);
-        this.fail('');
+        this.unsupported(step.message);
     }
+  }
+
+  /** An authentication we cannot replay: the connection is given up, counted, the reason logged once. */
+  private unsupported(message: string): void {
+    this.stats.skippedUnsupportedAuth++;
+    if (this.shared.firstReport(`auth:${message}`)) this.ctx.log(`${message}: connection given up`);
+    this.fail('');
   }
 
   private loggedIn(): void {
@@ -475,7 +542,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       for (const s of this.statements.all()) {
         if (s.targetOn === 0 || s.targetOn >= this.generation) continue; // its own PREPARE is still to go
         s.targetId = -1;
-        const own: Cmd = { tag: 0, command: Command.COM_STMT_PREPARE, expects: true, need: 0, before: 0, serverBytes: 0, stmt: s, changeUser: null, own: true };
+        const own: Cmd = { tag: 0, command: Command.COM_STMT_PREPARE, expects: true, need: 0, before: 0, serverBytes: 0, stmt: s, changeUser: null, own: true, text: '' };
         this.stats.statementsReprepared++;
         this.sendOwn(s.prepare, own);
       }
@@ -508,15 +575,16 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       c.stmt.targetOn = this.generation;
     }
     if (c.own) return;
-    this.counted(c, r.kind, r.affectedRows);
+    this.counted(c, answerOf(r), r.kind);
   }
 
-  private counted(c: Cmd, kind: string, affectedRows: number): void {
+  private counted(c: Cmd, a: Answer, kind: string): void {
     this.repliesSeen = Math.max(this.repliesSeen, c.before + 1);
-    if (kind === 'err') this.stats.answersError++;
+    if (a.error) this.stats.answersError++;
     else this.stats.answersOk++;
     if (kind === 'resultset') this.stats.resultSets++;
-    this.stats.affectedRows += affectedRows;
+    this.stats.affectedRows += a.affectedRows;
+    this.comparison.targetAnswer(c.tag, a);
     for (const tag of this.cmds.keys()) {
       if (tag > c.tag) break;
       this.cmds.delete(tag);
@@ -599,6 +667,12 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
     this.framer.reset();
     this.ctx.setReplyPayloadBytes(0);
   }
+}
+
+const OK_ANSWER: Answer = { error: false, errorCode: 0, errorMessage: '', affectedRows: 0 };
+
+function answerOf(r: ResponseSummary): Answer {
+  return { error: r.kind === 'err', errorCode: r.errorCode, errorMessage: r.errorMessage, affectedRows: r.affectedRows };
 }
 
 /** Does `data` look like the start of a command packet (sequence id 0, a known command, a sane length)? */

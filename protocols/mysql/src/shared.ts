@@ -37,6 +37,18 @@ export class MysqlStats {
   statementsReprepared = 0;
   /** Commands naming a statement prepared before the capture started: not replayed. */
   unknownStatements = 0;
+  /**
+   * Answers compared with the online server's (when the capture has its replies): the same, and how
+   * they differ. errorsOnlyOnTarget are the regressions a replay is run to find.
+   */
+  answersCompared = 0;
+  answersSame = 0;
+  errorsOnlyOnTarget = 0;
+  errorsOnlyOnline = 0;
+  errorsDiffer = 0;
+  affectedRowsDiffer = 0;
+  /** Connections whose online replies could not be followed (not compared from there). */
+  onlineRepliesLost = 0;
   /** Connections on which the target's replies could not be followed (released by byte count from there). */
   repliesLost = 0;
   /** Bytes skipped to find the first command of a connection captured mid-way. */

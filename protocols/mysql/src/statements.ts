@@ -88,6 +88,16 @@ export class StatementMap {
     return null;
   }
 
+  /** The online server's reply to a PREPARE named its id (the capture had it): no guessing needed. */
+  learned(s: Statement, onlineId: number): void {
+    s.onlineId = onlineId;
+    const i = this.list.indexOf(s);
+    for (let j = i + 1; j > 0 && j < this.list.length; j++) {
+      if (!this.list[j].used) this.list[j].onlineId = onlineId + (j - i);
+    }
+    if (i >= 0) this.nextOnlineId = onlineId + (this.list.length - i);
+  }
+
   /** COM_STMT_CLOSE: the statement is gone on both servers. */
   closed(s: Statement): void {
     const i = this.list.indexOf(s);

@@ -62,7 +62,7 @@ export function prng(seed: number): () => number {
 }
 
 /** Every hook a ProtocolSession may have. */
-const HOOKS = ['onClientData', 'onConnect', 'onTargetData', 'onIdleRelease', 'onTargetClose', 'mayRelease', 'beforeSend', 'onClose'] as const;
+const HOOKS = ['onClientData', 'onOnlineData', 'onConnect', 'onTargetData', 'onIdleRelease', 'onTargetClose', 'mayRelease', 'beforeSend', 'onClose'] as const;
 
 /** Records the order of hook calls of every session a protocol creates (every hook the protocol has passes through). */
 function spied(protocol: SessionProtocol, calls: string[][]): SessionProtocol {

@@ -120,6 +120,22 @@ export class ProtocolDriver {
     }
   }
 
+  /** True when the protocol reads the online server's replies (they are only handed over then). */
+  get readsOnline(): boolean {
+    return !!this.session?.onOnlineData && !this.closed;
+  }
+
+  onlineData(data: Buffer, gap: number): void {
+    const hook = this.session?.onOnlineData;
+    if (!hook || this.closed) return;
+    targetInfo.gap = gap;
+    try {
+      hook.call(this.session, data, targetInfo);
+    } catch (err) {
+      this.fault('onOnlineData', err);
+    }
+  }
+
   targetClose(reset: boolean): void {
     if (this.closed) return;
     const hook = this.session?.onTargetClose;

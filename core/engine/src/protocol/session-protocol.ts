@@ -9,6 +9,7 @@
  *   onClientData(data, info)*               the client's bytes, in order and without gaps, as the
  *                                           capture delivers them (also before any connection to
  *                                           the target exists)
+ *   onOnlineData(data, info)*               the online server's bytes, when the capture has them
  *   onConnect(info)                         each time a connection to the target is opened: first
  *                                           with resumed=false when the client's SYN was captured,
  *                                           resumed=true when its start was not captured or when
@@ -136,6 +137,14 @@ export interface ProtocolSession {
    * intercept missed): a parsing protocol should resynchronise.
    */
   onTargetData?(data: Buffer, length: number, info: TargetDataInfo): void;
+  /**
+   * The online server's bytes to the client, when the capture holds them (a
+   * pcap file taken with tcpdump usually does; a live raw-socket capture does
+   * not): in order, retransmissions cut off, `info.gap` bytes missed before
+   * these. For comparing the target's answers with the online ones; it has
+   * no say in what is sent. The data is valid only during the call.
+   */
+  onOnlineData?(data: Buffer, info: TargetDataInfo): void;
   /**
    * The target stayed quiet while the chunk tagged `tag` (-1: the client's
    * FIN/RST) was held, and the engine let it go anyway (`--gate-idle`).

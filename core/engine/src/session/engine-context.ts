@@ -60,6 +60,8 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
 export class EngineStats {
   capturedPackets = 0;
   capturedUnmatched = 0;
+  /** Captured packets of the online server to a replayed client (read by protocols that compare answers). */
+  capturedOnlineReplies = 0;
   capturedSkippedNoSession = 0;
   capturedDuplicates = 0;
   /** Packets of new connections left out while memory was short (-m). */
@@ -74,6 +76,8 @@ export class EngineStats {
   sessionsCompleted = 0;
   sessionsAborted = 0;
   sessionsReconstructed = 0;
+  /** Sessions given up after the target closed MAX_RECONNECTS connections with data left. */
+  reconnectsGivenUp = 0;
   /** Connections the protocol would not resume (e.g. a login it never saw). */
   sessionsRefused = 0;
   handshakeTimeouts = 0;

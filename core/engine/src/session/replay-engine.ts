@@ -125,7 +125,9 @@ export class ReplayEngine implements EngineContext {
     this.stats.capturedPackets++;
     const transfer = this.transfers.match(pkt.dstIp, pkt.dstPort);
     if (!transfer) {
-      this.stats.capturedUnmatched++;
+      // The online server's side (a pcap file usually has it): protocols may read its replies to compare.
+      if (this.transfers.match(pkt.srcIp, pkt.srcPort) && this.handleOnline(pkt)) this.stats.capturedOnlineReplies++;
+      else this.stats.capturedUnmatched++;
       return;
     }
     if (!this.admitting && !this.knows(pkt.srcIp, pkt.srcPort)) {
@@ -137,6 +139,19 @@ export class ReplayEngine implements EngineContext {
       return;
     }
     for (let copy = 0; copy < this.config.copies; copy++) this.handleCopy(pkt, transfer, copy, now);
+  }
+
+  /** A captured server→client packet: handed to the sessions of that client connection; false when there is none. */
+  private handleOnline(pkt: TcpPacket): boolean {
+    let found = false;
+    for (let copy = 0; copy < this.config.copies; copy++) {
+      const s = this.find(pkt.dstIp, pkt.dstPort, pkt.srcIp, pkt.srcPort, copy);
+      if (s && !s.finished) {
+        s.onOnlineCaptured(pkt);
+        found = true;
+      }
+    }
+    return found;
   }
 
   private knows(ip: number, port: number): boolean {

@@ -27,6 +27,8 @@ const STALE_RETRY_MS = 10;
  * their ACK after this long (Linux waits 40 ms too), unless something we send carries it first.
  */
 const ACK_DELAY_MS = 40;
+/** New connections to the target one session may open after the first; beyond it the session is given up. */
+const MAX_RECONNECTS = 16;
 /** A session whose target spoke this recently may still be answering (kept busy at the end of a capture). */
 const QUIET_MS = 100;
 
@@ -74,6 +76,10 @@ export class Session implements WheelEntry {
   private hasRst = false;
   private rstServerBytes = 0;
   private readonly driver: ProtocolDriver;
+
+  /** Next sequence number of the online server's bytes to this client, once known. */
+  private onlineNext = 0;
+  private haveOnlineSeq = false;
 
   // ---- out queue (stream positions)
   readonly out = new OutQueue();
@@ -263,6 +269,30 @@ export class Session implements WheelEntry {
       return;
     }
     this.pump(now);
+  }
+
+  /**
+   * A captured packet of the online server to this client: its new payload goes to the protocol in
+   * order (retransmitted bytes cut off, missed bytes reported as a gap), for protocols that compare
+   * answers. Nothing here affects what is sent.
+   */
+  onOnlineCaptured(pkt: TcpPacket): void {
+    if (!this.driver.readsOnline) return;
+    const len = pkt.payloadLength;
+    if (pkt.flags & TCP_SYN) {
+      this.onlineNext = seqAdd(pkt.seq, 1);
+      this.haveOnlineSeq = true;
+    }
+    if (len === 0) return;
+    if (!this.haveOnlineSeq) {
+      this.onlineNext = pkt.seq;
+      this.haveOnlineSeq = true;
+    }
+    const ahead = seqDiff(this.onlineNext, pkt.seq);
+    if (ahead + len <= 0) return; // seen already
+    const skip = ahead < 0 ? -ahead : 0;
+    this.onlineNext = seqAdd(pkt.seq, len);
+    this.driver.onlineData(pkt.buf.subarray(pkt.payload + skip, pkt.payload + len), ahead > 0 ? ahead : 0);
   }
 
   private serverBytesAt(pkt: TcpPacket): number {
@@ -585,6 +615,14 @@ export class Session implements WheelEntry {
    * connection carries them, from the first byte the target did not acknowledge.
    */
   private reconnect(now: number, resetOld: boolean): void {
+    if (this.connections > MAX_RECONNECTS) {
+      // A target that drops every connection it gets (or a protocol whose prelude it refuses) never lets
+      // this session through: give it up rather than reconnect forever.
+      this.ctx.stats.reconnectsGivenUp++;
+      this.ctx.warn(`the target closed ${this.describe()} ${MAX_RECONNECTS} times with data left: giving it up`);
+      this.abort(now);
+      return;
+    }
     this.ctx.stats.sessionsReconstructed++;
     if (resetOld) this.sendControl(TCP_RST | TCP_ACK, this.sndNxt, now);
     this.targetFin = false;
