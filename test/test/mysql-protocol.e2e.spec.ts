@@ -10,6 +10,9 @@
 import { expect } from 'chai';
 import * as path from 'node:path';
 import {
+  ONLINE_PASSWORDS,
+  TARGET_PASSWORDS,
+  mysqlUserArgs,
   createTopology,
   diffDumps,
   ID_BASE,
@@ -35,9 +38,9 @@ const PORT = 3306;
 const CLIENT = '198.51.100.10';
 const TARGET = '198.51.100.30';
 const ASSISTANT = '198.51.100.40';
-const ONLINE_PW = { app: 'app-online-secret', app2: 'app2-online-secret', edu: 'edu-online-secret' };
-const TARGET_PW = { app: 'app-TARGET-other', app2: 'app2-TARGET-other', edu: 'edu-TARGET-other' };
-const MYSQL_USERS = Object.entries(TARGET_PW).flatMap(([u, pw]) => ['--mysql-user', `${u}:${pw}`]);
+const ONLINE_PW = ONLINE_PASSWORDS;
+const TARGET_PW = TARGET_PASSWORDS;
+const MYSQL_USERS = mysqlUserArgs();
 /** Statements a replay may add on the target (e.g. restoring session state of a connection joined mid-stream). */
 const ALLOWED_EXTRA_QUERY = /^(SET |USE |SELECT @@)/i;
 

@@ -3,6 +3,7 @@ import { TCP_ACK, TCP_PSH } from '../src/decode/tcp-packet';
 import { buildPacket } from '../src/compliance/packets';
 import type { SessionProtocol } from '../src/protocol/session-protocol';
 import { conversation, EngineRig, type Exchange } from '../src/compliance/engine-rig';
+import { scriptResponder } from '../src/compliance/sim-target';
 
 const client = { ip: '198.51.100.10', port: 40000, isn: 1_000_000 };
 const exchanges: Array<Exchange & { request: string }> = [
@@ -304,6 +305,63 @@ describe('session engine: protocol-framed streams', () => {
     for (const p of conversation(client, [{ request: 'GET a 300\n', response: 300 }])) rig.capture(p);
     rig.advance(50);
     expect(seen).to.deep.equal([[100, 100, 0], [100, 100, 100]]);
+  });
+});
+
+describe('session engine: what a protocol sends first, holds, drops or rewrites', () => {
+  /**
+   * Server-first in miniature: every client line is held (beforeSend) until the target's first reply,
+   * then two packets of ours go ahead of them (emitNext), in the order emitted; lines starting with "x"
+   * are dropped, and "N" in a line becomes the connection number at send time (same length) or, for
+   * lines ending in "+", a longer line.
+   */
+  const gated = (opts: { connections: number[] }): SessionProtocol => ({
+    name: 'gated',
+    replyPayloadBytes: 100,
+    createSession(ctx) {
+      let ready = false;
+      let n = 0;
+      return {
+        onClientData(data) {
+          for (const l of data.toString('latin1').split(/(?<=\n)/)) ctx.emit(Buffer.from(l, 'latin1'), ++n);
+        },
+        onConnect() {
+          ready = false;
+          opts.connections.push(1);
+        },
+        onTargetData() {
+          if (ready) return;
+          ready = true;
+          ctx.emitNext(Buffer.from('LOGIN 5\n'), -2);
+          ctx.emitNext(Buffer.from('SETUP 5\n'), -3);
+        },
+        mayRelease: () => true,
+        beforeSend(tag, data) {
+          if (tag < -1) return true;
+          if (!ready) return false;
+          if (data[0] === 0x78) return 'drop';
+          const text = data.toString('latin1').replace('N', String(opts.connections.length));
+          if (text.endsWith('+\n')) return Buffer.from(text.replace('+\n', ' and more\n'), 'latin1');
+          data.write(text, 'latin1');
+          return true;
+        },
+      };
+    },
+  });
+
+  it('holds client bytes until the target speaks, puts the protocol\'s packets first in order, drops and rewrites at send time', () => {
+    const connections: number[] = [];
+    const rig = new EngineRig({ protocol: gated({ connections }), sim: { responder: scriptResponder([
+      { expect: Buffer.from('LOGIN 5\n'), server: Buffer.from('ok') },
+      { expect: Buffer.from('SETUP 5\n'), server: Buffer.from('ok') },
+      { expect: Buffer.from('GET N1 5\n'), server: Buffer.alloc(5, 'a') },
+      { expect: Buffer.from('GET 3+ and more\n'), server: Buffer.alloc(5, 'b') },
+    ], Buffer.from('hello')) } });
+    const pkts = conversation(client, [{ request: 'GET N1 5\nxdrop me\nGET 3+\n', response: 10 }]);
+    for (const p of pkts) rig.capture(p);
+    rig.advance(100);
+    expect(rig.sim.history[0].bytes.toString('latin1')).to.equal('LOGIN 5\nSETUP 5\nGET 11 5\nGET 3 and more\n');
+    expect(rig.engine.stats.protocolFaults).to.equal(0);
   });
 });
 

@@ -17,7 +17,7 @@ import { passwordOf } from './options';
 import { OnlineAnswers } from './online-answers';
 import type { MysqlShared } from './shared';
 import { LAST_PREPARED_ID, StatementMap, type Statement } from './statements';
-import { Capability, Command } from './wire/constants';
+import { Capability, Command, MAX_PACKET_PAYLOAD } from './wire/constants';
 import { buildChangeUser, frame, isSslRequest, parseChangeUser, parseGreeting, parseHandshakeResponse, type Greeting } from './wire/handshake';
 import { PacketFramer, type FramedPacket } from './wire/packet-framer';
 import { ReplyReader, type ReplyListener } from './wire/reply-reader';
@@ -49,6 +49,7 @@ const AUTH_PACKET_LIMIT = 16 * 1024;
 /** Commands remembered until answered; beyond it the oldest are forgotten. */
 const MAX_COMMANDS = 16_384;
 const EMPTY = Buffer.alloc(0);
+const ONE = Buffer.from([1]);
 
 /** A command the client sent, as emitted to the target. */
 interface Cmd {
@@ -573,6 +574,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
     if (c.stmt && c.command === Command.COM_STMT_PREPARE) {
       c.stmt.targetId = r.prepared ? r.prepared.statementId : -2;
       c.stmt.targetOn = this.generation;
+      if (r.prepared) c.stmt.params = r.prepared.params;
     }
     if (c.own) return;
     this.counted(c, answerOf(r), r.kind);
@@ -623,6 +625,13 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       // A statement the target refused to prepare: an id it does not know, so it answers with an error as it should.
       data.writeUInt32LE(s.targetId >= 0 ? s.targetId : 0xfffffffe, 5);
       if (c.command === Command.COM_STMT_CLOSE) this.statements.closed(s);
+      if (c.command === Command.COM_STMT_EXECUTE) {
+        const typed = this.withTypes(s, data);
+        if (typed) {
+          this.sent(c);
+          return typed;
+        }
+      }
     }
     if (c.changeUser) {
       const cu = c.changeUser;
@@ -632,6 +641,12 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       this.auth = new AuthExchange(cu.password, cu.plugin, this.greeting!.scramble);
       this.reader.wantWhole(AUTH_PACKET_LIMIT);
     }
+    this.sent(c);
+    return true;
+  }
+
+  /** `c` goes now on this connection. */
+  private sent(c: Cmd): void {
     if (!this.sentOnLink) {
       // The first command on this connection: those before it went on an older one (answered or lost with it).
       this.sentOnLink = true;
@@ -642,7 +657,28 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       this.inflight.push(c);
       if (!c.changeUser) this.tracker!.expect(c.command);
     }
-    return true;
+  }
+
+  /**
+   * An EXECUTE (`packet`, header included) names parameter types only when they change; the server
+   * remembers them per statement. Remembers the types it carries, or, on a connection whose statement
+   * never got them (prepared again there), returns the EXECUTE with them put back.
+   */
+  private withTypes(s: Statement, packet: Buffer): Buffer | null {
+    const n = s.params;
+    if (n <= 0 || packet.length > MAX_PACKET_PAYLOAD) return null;
+    // header(4) command(1) id(4) flags(1) iterations(4) null bitmap, then the new-params-bound flag
+    const flagAt = 14 + ((n + 7) >> 3);
+    if (packet.length <= flagAt) return null;
+    if (packet[flagAt] === 1) {
+      if (packet.length >= flagAt + 1 + 2 * n) s.types = Buffer.from(packet.subarray(flagAt + 1, flagAt + 1 + 2 * n));
+      s.typesOn = this.generation;
+      return null;
+    }
+    if (s.typesOn === this.generation || !s.types) return null;
+    s.typesOn = this.generation;
+    const payload = Buffer.concat([packet.subarray(4, flagAt), ONE, s.types, packet.subarray(flagAt + 1)]);
+    return frame(0, payload);
   }
 
   onTargetClose(): void {

@@ -20,6 +20,14 @@ export interface Statement {
   /** The target's id on the connection `targetOn`; -1 until its reply, -2 when the target refused it. */
   targetId: number;
   targetOn: number;
+  /** Its parameters (from the target's reply to PREPARE), -1 until known. */
+  params: number;
+  /**
+   * The parameter types the client last bound (an EXECUTE with new-params-bound set), and the connection
+   * that got them: later EXECUTEs leave types out, which a statement prepared again needs once more.
+   */
+  types: Buffer | null;
+  typesOn: number;
 }
 
 /** Statements kept per connection; beyond it the oldest is forgotten (a leak in the client, or a huge cache). */
@@ -44,7 +52,10 @@ export class StatementMap {
 
   /** A COM_STMT_PREPARE the client sent; returns its record. */
   prepared(packet: Buffer): Statement {
-    const s: Statement = { prepare: packet, onlineId: Number.isNaN(this.nextOnlineId) ? -1 : this.nextOnlineId++, used: false, targetId: -1, targetOn: 0 };
+    const s: Statement = {
+      prepare: packet, onlineId: Number.isNaN(this.nextOnlineId) ? -1 : this.nextOnlineId++, used: false,
+      targetId: -1, targetOn: 0, params: -1, types: null, typesOn: 0,
+    };
     this.list.push(s);
     if (this.list.length > MAX_STATEMENTS) {
       this.list.shift();

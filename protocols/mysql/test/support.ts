@@ -1,6 +1,8 @@
 // Packets of a MySQL conversation, built for tests from the protocol documentation.
+import { nativePasswordToken } from '../src/auth/native-password';
+import { madeUpRecord } from '../src/login';
 import { Capability, MariaDbCapability } from '../src/wire/constants';
-import { frame } from '../src/wire/handshake';
+import { buildChangeUser, buildHandshakeResponse, frame } from '../src/wire/handshake';
 
 /** The capabilities a MariaDB 10.11 server offers (CLIENT_MYSQL unset: MariaDB's extended ones follow). */
 export const SERVER_CAPS =
@@ -9,8 +11,9 @@ export const SERVER_CAPS =
   Capability.CONNECT_ATTRS | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA | Capability.SESSION_TRACK | Capability.DEPRECATE_EOF;
 export const SERVER_MARIADB_CAPS = MariaDbCapability.PROGRESS | MariaDbCapability.STMT_BULK_OPERATIONS | MariaDbCapability.EXTENDED_TYPE_INFO | MariaDbCapability.CACHE_METADATA;
 
-/** HandshakeV10 (sequence id 0) with a 20-byte scramble. */
-export function greeting(scramble: Buffer, opts: { connectionId?: number; plugin?: string } = {}): Buffer {
+/** HandshakeV10 (sequence id 0) with a 20-byte scramble (`caps`: the capabilities offered, SERVER_CAPS by default). */
+export function greeting(scramble: Buffer, opts: { connectionId?: number; plugin?: string; caps?: number } = {}): Buffer {
+  const caps = opts.caps ?? SERVER_CAPS;
   const version = Buffer.from('5.5.5-10.11.6-MariaDB-0+deb12u1\0', 'latin1');
   const fixed = Buffer.alloc(4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 6 + 4);
   let at = 0;
@@ -18,17 +21,19 @@ export function greeting(scramble: Buffer, opts: { connectionId?: number; plugin
   at += 4;
   scramble.copy(fixed, at, 0, 8);
   at += 8 + 1;
-  fixed.writeUInt16LE(SERVER_CAPS & 0xffff, at);
+  fixed.writeUInt16LE(caps & 0xffff, at);
   at += 2;
   fixed[at++] = 45;
   fixed.writeUInt16LE(2, at); // autocommit
   at += 2;
-  fixed.writeUInt16LE(SERVER_CAPS >>> 16, at);
+  fixed.writeUInt16LE(caps >>> 16, at);
   at += 2;
   fixed[at++] = 21;
   at += 6;
   fixed.writeUInt32LE(SERVER_MARIADB_CAPS, at);
-  const rest = Buffer.concat([scramble.subarray(8, 20), Buffer.from([0]), Buffer.from(`${opts.plugin ?? 'mysql_native_password'}\0`, 'latin1')]);
+  // Without SECURE_CONNECTION there is no second part of the scramble: the plugin name follows at once.
+  const part2 = caps & Capability.SECURE_CONNECTION ? [scramble.subarray(8, 20), Buffer.from([0])] : [];
+  const rest = Buffer.concat([...part2, Buffer.from(`${opts.plugin ?? 'mysql_native_password'}\0`, 'latin1')]);
   return frame(0, Buffer.concat([Buffer.from([10]), version, fixed, rest]));
 }
 
@@ -88,4 +93,90 @@ export function execute(statementId: number, value: number): Buffer {
   body.writeUInt16LE(3, 11); // MYSQL_TYPE_LONG
   body.writeInt32LE(value, 13);
   return command(0x17, body);
+}
+
+// ---- a whole conversation, and the odd client packets the robustness tests need ----------------
+
+/** The scrambles of compliance.spec.ts's conversation: the online server's and the target's differ. */
+export const ONLINE_SCRAMBLE = Buffer.from('online-scramble-0001');
+export const TARGET_SCRAMBLE = Buffer.from('TARGET-scramble-9999');
+
+/** A HandshakeResponse41 (sequence id 1) with mysql_native_password, as a mysql2-like client sends it. */
+export function handshakeResponse(opts: { user?: string; caps?: number; token?: Buffer; database?: string | null; seq?: number } = {}): Buffer {
+  const record = madeUpRecord(opts.user ?? 'app', null);
+  const caps = opts.caps ?? record.capabilities;
+  return frame(opts.seq ?? 1, buildHandshakeResponse({
+    capabilities: caps, maxPacketSize: record.maxPacketSize, charset: record.charset, user: record.user,
+    authResponse: opts.token ?? nativePasswordToken('online-secret', ONLINE_SCRAMBLE),
+    database: opts.database ?? null,
+    authPluginName: 'mysql_native_password',
+  }));
+}
+
+/** An SSLRequest: the 32-byte fixed part of a HandshakeResponse41 with CLIENT_SSL set (sequence id 1). */
+export function sslRequest(): Buffer {
+  const fixed = Buffer.alloc(32);
+  fixed.writeUInt32LE((madeUpRecord('app', null).capabilities | Capability.SSL) >>> 0, 0);
+  fixed.writeUInt32LE(16 * 1024 * 1024, 4);
+  fixed[8] = 45;
+  return frame(1, fixed);
+}
+
+export interface ConversationExchange {
+  /** What the client sent (one packet). */
+  client: Buffer;
+  /** What the online server, and the simulated target, answer. */
+  server: Buffer;
+  /** What the target receives for it (the login recomputed for the target's greeting; else `client`). */
+  expect: Buffer;
+}
+
+/**
+ * The conversation of compliance.spec.ts: a login, a query, a prepared statement executed (the target
+ * numbers it 7 where the online server said 1), an update. `targetPassword` is the password given with
+ * `user=app:PASSWORD`.
+ */
+export function validConversation(targetPassword: string): { onlineGreeting: Buffer; targetGreeting: Buffer; exchanges: ConversationExchange[] } {
+  const targetLogin = handshakeResponse({
+    token: nativePasswordToken(targetPassword, TARGET_SCRAMBLE),
+    caps: (madeUpRecord('app', null).capabilities & SERVER_CAPS) >>> 0 | Capability.PROTOCOL_41,
+  });
+  const ex = (client: Buffer, server: Buffer, expect = client): ConversationExchange => ({ client, server, expect });
+  return {
+    onlineGreeting: greeting(ONLINE_SCRAMBLE),
+    targetGreeting: greeting(TARGET_SCRAMBLE),
+    exchanges: [
+      ex(handshakeResponse(), ok(2), targetLogin),
+      ex(command(0x03, 'SELECT c FROM t'), resultSet(['1', '22', '333'])),
+      ex(command(0x16, 'INSERT INTO t (n) VALUES (?)'), prepareOk(7, 1)),
+      ex(execute(1, 5), ok(1, 1), execute(7, 5)),
+      ex(command(0x03, 'UPDATE t SET n = n + 1'), ok(1, 3)),
+    ],
+  };
+}
+
+/** COM_CHANGE_USER to `user` with a mysql_native_password answer, laid out as the protocol rebuilds it (charset 45, no attributes). */
+export function changeUser(user: string, token: Buffer, caps = madeUpRecord(user, null).capabilities): Buffer {
+  return frame(0, buildChangeUser({ user, authResponse: token, database: '', charset: 45, authPluginName: 'mysql_native_password' }, caps));
+}
+
+/**
+ * A second conversation, of the commands the first lacks: COM_INIT_DB, COM_PING, a query, COM_CHANGE_USER
+ * (answered for the target's scramble with `targetPassword`), another query, COM_QUIT.
+ */
+export function adminConversation(targetPassword: string): { onlineGreeting: Buffer; targetGreeting: Buffer; exchanges: ConversationExchange[] } {
+  const base = validConversation(targetPassword);
+  const ex = (client: Buffer, server: Buffer, expect = client): ConversationExchange => ({ client, server, expect });
+  return {
+    ...base,
+    exchanges: [
+      base.exchanges[0],
+      ex(command(0x02, 'shop'), ok(1)),
+      ex(command(0x0e), ok(1)),
+      ex(command(0x03, 'SELECT c FROM t'), resultSet(['4444'])),
+      ex(changeUser('app', nativePasswordToken('online-secret', ONLINE_SCRAMBLE)), ok(1), changeUser('app', nativePasswordToken(targetPassword, TARGET_SCRAMBLE))),
+      ex(command(0x03, 'UPDATE t SET n = n + 1'), ok(1, 3)),
+      ex(command(0x01), Buffer.alloc(0)),
+    ],
+  };
 }

@@ -211,6 +211,29 @@ async function runMidStream(a: ClientArgs): Promise<ClientReport> {
   return r;
 }
 
+/**
+ * mysql2 with a pause: statements prepared and executed n times, then idle for `pauseMs` (longer than a
+ * target's wait_timeout, so the target drops the replayed connection), then the same statements again.
+ */
+async function runIdle(a: ClientArgs & { pauseMs: number }): Promise<ClientReport> {
+  const r = report();
+  const conn = await mysql.createConnection({ host: a.host, port: a.port, user: a.user, password: a.password, database: a.database, charset: 'utf8mb4' });
+  add(r.logins, a.user);
+  try {
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < a.n; i++) await conn.execute(INSERT_ORDER, orderValues(a.idBase + round * a.n + i, 'idle'));
+      for (let i = 0; i < a.n; i++) await conn.execute(SELL, [1, 1, 1 + (i % 10)]);
+      if (round === 0) await new Promise((resolve) => setTimeout(resolve, a.pauseMs));
+    }
+    r.prepares.push(INSERT_ORDER, SELL);
+    r.executes += 4 * a.n;
+    add(r.inserted, 'orders', 2 * a.n);
+  } finally {
+    await conn.end();
+  }
+  return r;
+}
+
 async function main(): Promise<void> {
   const [mode, json] = process.argv.slice(2);
   const a = JSON.parse(json ?? '{}') as ClientArgs;
@@ -218,6 +241,7 @@ async function main(): Promise<void> {
   if (mode === 'mysql2') r = await runMysql2(a);
   else if (mode === 'mariadb') r = await runMariadbConnector(a);
   else if (mode === 'mid') r = await runMidStream(a);
+  else if (mode === 'idle') r = await runIdle(a as ClientArgs & { pauseMs: number });
   else throw new Error(`unknown mode ${mode}`);
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
 }

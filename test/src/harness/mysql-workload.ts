@@ -35,6 +35,15 @@ export interface ShopPasswords {
   edu: string;
 }
 
+/** The users' passwords online, and other ones at the target (so a login replayed unchanged must fail). */
+export const ONLINE_PASSWORDS: ShopPasswords = { app: 'app-online-secret', app2: 'app2-online-secret', edu: 'edu-online-secret' };
+export const TARGET_PASSWORDS: ShopPasswords = { app: 'app-TARGET-other', app2: 'app2-TARGET-other', edu: 'edu-TARGET-other' };
+
+/** tcpcopy's --mysql-user options giving `pw` (default: the target passwords). */
+export function mysqlUserArgs(pw: ShopPasswords = TARGET_PASSWORDS): string[] {
+  return Object.entries(pw).flatMap(([u, p]) => ['--mysql-user', `${u}:${p}`]);
+}
+
 export function shopUsers(pw: ShopPasswords): NewUser[] {
   return [
     { name: 'app', password: pw.app, plugin: 'native' },
@@ -211,6 +220,18 @@ export async function runMariadbConnectorClient(
   const t0 = Date.now();
   const r = await runClientScript(topo, o.from ?? 'client', 'mariadb', clientArgs(server, { ...o, n: o.n ?? 10 }), server);
   return { part: 'mariadb-connector', ms: Date.now() - t0, ...r };
+}
+
+/** mysql2 executing prepared statements, idle for `pauseMs`, then executing them again (see mode idle). */
+export async function runIdleClient(
+  topo: Topology,
+  server: MariadbHandle,
+  o: { from?: NsName; user: string; password: string; idBase: number; n?: number; pauseMs: number },
+): Promise<PartResult> {
+  const t0 = Date.now();
+  const args = JSON.stringify({ ...JSON.parse(clientArgs(server, { ...o, n: o.n ?? 5 })), pauseMs: o.pauseMs });
+  const r = await runClientScript(topo, o.from ?? 'client', 'idle', args, server, o.pauseMs + 30_000);
+  return { part: 'idle', ms: Date.now() - t0, ...r };
 }
 
 // ---- the whole workload -----------------------------------------------------------------------------

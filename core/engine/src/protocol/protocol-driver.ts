@@ -184,7 +184,8 @@ export class ProtocolDriver {
     this.asking = true;
     try {
       const verdict = hook.call(this.session, tag, data);
-      return verdict === 'drop' ? 'drop' : verdict !== false;
+      if (verdict === 'drop' || Buffer.isBuffer(verdict)) return verdict;
+      return verdict !== false;
     } catch (err) {
       this.fault('beforeSend', err);
       return true;

@@ -169,7 +169,10 @@ export interface ProtocolSession {
    * length (a statement id known only from the target's reply, say). False
    * holds the chunk and what follows: asked again after each target reply.
    * 'drop' takes the chunk out of the stream for good (a login made for an
-   * older connection, a command that can no longer run). Unlike mayRelease,
+   * older connection, a command that can no longer run). A Buffer replaces
+   * the chunk's bytes, any length (a command that must say more on a new
+   * connection than on the old one); it is not asked about again on this
+   * connection. Unlike mayRelease,
    * the idle fallback does not override a no; the session timeout (-t) bounds
    * the wait. Default: yes, unchanged.
    */
@@ -177,8 +180,8 @@ export interface ProtocolSession {
   onClose?(): void;
 }
 
-/** beforeSend's answer: send now, hold, or drop for good. */
-export type SendVerdict = boolean | 'drop';
+/** beforeSend's answer: send now, hold, drop for good, or send these bytes instead. */
+export type SendVerdict = boolean | 'drop' | Buffer;
 
 /** The default release rule: the target has answered as much as the online server had. */
 export function byteCountRelease(query: ReleaseQuery): boolean {

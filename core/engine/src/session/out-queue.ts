@@ -19,6 +19,8 @@ export interface OutChunk {
   released: boolean;
   /** The connection (numbered from 1) on which the protocol's beforeSend said yes to it; 0: none yet. */
   readyOn: number;
+  /** Put ahead of the queue by the protocol (emitNext): a later emitNext goes after it, keeping their order. */
+  ahead: boolean;
 }
 
 /** The bytes for the target, in order, until the target acknowledges them. */
@@ -36,7 +38,7 @@ export class OutQueue {
 
   push(data: Buffer, tag: number, serverBytes: number, sum: number): void {
     if (data.length === 0) return;
-    this.chunks.push({ data, pos: this.endPos, tag, serverBytes, sum, released: false, readyOn: 0 });
+    this.chunks.push({ data, pos: this.endPos, tag, serverBytes, sum, released: false, readyOn: 0, ahead: false });
     this.endPos += data.length;
     this.bytes += data.length;
   }
@@ -45,14 +47,14 @@ export class OutQueue {
    * Inserts chunks at `pos` (a chunk boundary not yet sent), moving what follows:
    * used for a protocol's prelude on a new connection.
    */
-  insertAt(pos: number, items: Array<{ data: Buffer; tag: number; serverBytes: number }>): void {
+  insertAt(pos: number, items: Array<{ data: Buffer; tag: number; serverBytes: number }>, ahead = false): void {
     let i = this.head;
     while (i < this.chunks.length && this.chunks[i].pos < pos) i++;
     let at = pos;
     const added: OutChunk[] = [];
     for (const it of items) {
       if (it.data.length === 0) continue;
-      added.push({ data: it.data, pos: at, tag: it.tag, serverBytes: it.serverBytes, sum: -1, released: false, readyOn: 0 });
+      added.push({ data: it.data, pos: at, tag: it.tag, serverBytes: it.serverBytes, sum: -1, released: false, readyOn: 0, ahead });
       at += it.data.length;
     }
     const shift = at - pos;
@@ -65,15 +67,24 @@ export class OutQueue {
 
   /** Takes the chunk that starts at `pos` (not sent on the current connection) out of the stream, moving what follows. */
   dropAt(pos: number): void {
+    this.replaceAt(pos, null);
+  }
+
+  /** Gives the chunk that starts at `pos` (not sent on the current connection) other bytes, moving what follows. */
+  replaceAt(pos: number, data: Buffer | null): void {
     let i = this.head;
     while (i < this.chunks.length && this.chunks[i].pos < pos) i++;
     const c = this.chunks[i];
     if (!c || c.pos !== pos) return;
-    const len = c.data.length;
-    this.chunks.splice(i, 1);
-    for (let j = i; j < this.chunks.length; j++) this.chunks[j].pos -= len;
-    this.endPos -= len;
-    this.bytes -= len;
+    const shift = (data ? data.length : 0) - c.data.length;
+    if (data && data.length > 0) {
+      c.data = data;
+      c.sum = -1;
+      i++;
+    } else this.chunks.splice(i, 1);
+    for (let j = i; j < this.chunks.length; j++) this.chunks[j].pos += shift;
+    this.endPos += shift;
+    this.bytes += shift;
   }
 
   /** Position of the first held chunk of the request `c` belongs to (tag > 0), or of `c` itself. */

@@ -266,6 +266,8 @@ export class Session implements WheelEntry {
     this.deliver(now);
     if (this.state === SessionState.CLOSED) {
       if (this.out.size > 0 || this.finDelivered || this.hasRst) this.beginFaked(now);
+      // Nothing to send yet (the protocol holds or dropped it all): the idle timeout (-k) still ends it.
+      else this.rearm();
       return;
     }
     this.pump(now);
@@ -363,8 +365,13 @@ export class Session implements WheelEntry {
     let pos = this.sndNxt;
     const partial = this.out.chunkAt(pos);
     if (partial && partial.pos < pos) pos = partial.pos + partial.data.length;
-    const next = this.out.chunkAt(pos);
-    this.out.insertAt(pos, [{ data, tag, serverBytes: next ? next.serverBytes : this.currentServerBytes }]);
+    // After what earlier emitNext calls put ahead and is still unsent: they keep their order.
+    let next = this.out.chunkAt(pos);
+    while (next && next.ahead) {
+      pos = next.pos + next.data.length;
+      next = this.out.chunkAt(pos);
+    }
+    this.out.insertAt(pos, [{ data, tag, serverBytes: next ? next.serverBytes : this.currentServerBytes }], true);
   }
 
   // ---- sending -------------------------------------------------------------------
@@ -527,6 +534,12 @@ export class Session implements WheelEntry {
         const verdict = this.driver.beforeSend(c.tag, c.data);
         if (verdict === 'drop') {
           this.out.dropAt(c.pos);
+          continue;
+        }
+        if (Buffer.isBuffer(verdict)) {
+          // Other bytes for this chunk (nothing of it has gone on this connection): the queue moves.
+          this.out.replaceAt(c.pos, verdict);
+          c.readyOn = this.connections;
           continue;
         }
         if (!verdict) {
