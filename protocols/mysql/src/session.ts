@@ -67,8 +67,8 @@ interface Cmd {
   changeUser: { password: string; plugin: string; authAt: number; authLength: number; record: LoginRecord } | null;
   /** A packet of ours (login, auth answer, re-prepare), for one connection only. */
   own: boolean;
-  /** The start of its SQL (COM_QUERY, COM_STMT_PREPARE), to name it in a report. */
-  text: string;
+  /** The packet as captured (a view, not a copy), to name the command in a report. */
+  packet: Buffer;
 }
 
 /** SQL kept per command to name it in a report. */
@@ -305,8 +305,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
     const need = serverBytes > this.lastServerBytes ? this.expectedTotal : this.lastNeed;
     this.lastServerBytes = serverBytes;
     this.lastNeed = need;
-    const text = command === Command.COM_QUERY || command === Command.COM_STMT_PREPARE ? payload.toString('utf8', 1, Math.min(payload.length, 1 + TEXT_KEPT)) : '';
-    const cmd: Cmd = { tag: this.nextTag++, command, expects, need, before: this.expectedTotal, serverBytes, stmt, changeUser, own: false, text };
+    const cmd: Cmd = { tag: this.nextTag++, command, expects, need, before: this.expectedTotal, serverBytes, stmt, changeUser, own: false, packet: p.raw };
     if (expects) this.online?.expect(cmd.tag, command);
     if (this.alignPending) {
       // Logged in before this first command was captured: the target has sent nothing since.
@@ -417,7 +416,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
   /** Reports an answer that differs from the online one (each kind of difference per statement once). */
   private answersDiffer(tag: number, how: string, o: Answer, t: Answer): void {
     const c = this.cmds.get(tag);
-    const what = c ? (c.text || (c.stmt ? `EXECUTE of ${c.stmt.prepare.toString('utf8', 5, 5 + TEXT_KEPT)}` : `command 0x${c.command.toString(16)}`)) : `command ${tag}`;
+    const what = c ? describeCommand(c) : `command ${tag}`;
     if (!this.shared.firstReport(`differs:${how}:${t.errorCode}:${what}`)) return;
     const answer = (a: Answer) => (a.error ? `ERR ${a.errorCode} ${a.errorMessage}` : `OK, ${a.affectedRows} rows affected`);
     this.ctx.log(`${how}: ${what.replace(/\s+/g, ' ').trim()} (online: ${answer(o)}; target: ${answer(t)})`);
@@ -543,7 +542,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       for (const s of this.statements.all()) {
         if (s.targetOn === 0 || s.targetOn >= this.generation) continue; // its own PREPARE is still to go
         s.targetId = -1;
-        const own: Cmd = { tag: 0, command: Command.COM_STMT_PREPARE, expects: true, need: 0, before: 0, serverBytes: 0, stmt: s, changeUser: null, own: true, text: '' };
+        const own: Cmd = { tag: 0, command: Command.COM_STMT_PREPARE, expects: true, need: 0, before: 0, serverBytes: 0, stmt: s, changeUser: null, own: true, packet: s.prepare };
         this.stats.statementsReprepared++;
         this.sendOwn(s.prepare, own);
       }
@@ -703,6 +702,14 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
     this.framer.reset();
     this.ctx.setReplyPayloadBytes(0);
   }
+}
+
+/** A command as a report names it: the start of its SQL, or of its statement's. */
+function describeCommand(c: Cmd): string {
+  const sql = (packet: Buffer) => packet.toString('utf8', 5, Math.min(packet.length, 5 + TEXT_KEPT));
+  if (c.command === Command.COM_QUERY || c.command === Command.COM_STMT_PREPARE) return sql(c.packet);
+  if (c.stmt) return `EXECUTE of ${sql(c.stmt.prepare)}`;
+  return `command 0x${c.command.toString(16)}`;
 }
 
 const OK_ANSWER: Answer = { error: false, errorCode: 0, errorMessage: '', affectedRows: 0 };
