@@ -217,7 +217,9 @@ async function timedTcpcopy(topo: Topology, args: string[], timeoutMs = 120_000)
   const haveTime = fs.existsSync(TIME_BIN);
   const timeFile = path.join(topo.mkdir('mysql-bench'), `time-${Date.now()}.txt`);
   const cmd = haveTime ? TIME_BIN : process.execPath;
-  const cmdArgs = [TCPCOPY_BIN, ...args, '--summary', 'json'];
+  // TCPE_TCPCOPY_NODE_ARGS: node flags for tcpcopy only (e.g. --cpu-prof), as for the live bench.
+  const nodeArgs = (process.env.TCPE_TCPCOPY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const cmdArgs = [...nodeArgs, TCPCOPY_BIN, ...args, '--summary', 'json'];
   const t0 = performance.now();
   const proc = topo.spawn('online', cmd, haveTime ? ['-o', timeFile, '-f', '%U %S %M', process.execPath, ...cmdArgs] : cmdArgs);
   let sampled = { cpu: 0, rss: 0 };
