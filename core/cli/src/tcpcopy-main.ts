@@ -94,7 +94,7 @@ export function buildCommand(): Command {
     .option('-I, --max-gap <ms>', 'offline: cut idle gaps in the capture longer than this many ms', number('-I', 0, 86_400_000), 0)
     .option('-T, --times <n>', 'offline: replay the file this many times; each pass uses other client ports', number('-T', 1, 1_000_000), 1)
     .option('--tail-timeout <s>', 'offline: after the capture ends, wait this long for sessions to finish', number('--tail-timeout', 0.1, 86_400, false), 30)
-    .option('--protocol <name>', 'protocol module: a built-in name (raw, http), a path, or an npm package name', 'raw')
+    .option('--protocol <name>', 'protocol module: a built-in name (raw, http, mysql), a path, or an npm package name', 'raw')
     .option('--protocol-opt <key=value>', 'an option for the protocol module (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--protocol-config <file>', 'protocol options as a JSON object (--protocol-opt adds to it)')
     .option('--mysql-user <user:password>', 'with --protocol mysql: the password of a user at the TARGET, to log in with (repeatable)',

@@ -95,7 +95,7 @@ async function runMysql2(a: ClientArgs): Promise<ClientReport> {
 }
 
 /** MariaDB's connector: an ed25519 login, binary prepared statements (prepare/execute and the pipelined
- *  execute()), change user to a native-password user, and a second short ed25519 connection. */
+ *  execute()), change user to a native-password user, a connection reset, and a second short ed25519 connection. */
 async function runMariadbConnector(a: ClientArgs): Promise<ClientReport> {
   const r = report();
   const conn = await mariadb.createConnection({ host: a.host, port: a.port, user: a.user, password: a.password, database: a.database, charset: 'utf8mb4' });
@@ -139,6 +139,14 @@ async function runMariadbConnector(a: ClientArgs): Promise<ClientReport> {
       r.queries.push(who);
       if (!String(rows[0].u).startsWith(`${a.user2}@`)) throw new Error(`after change user CURRENT_USER() is ${rows[0].u}`);
     }
+    // COM_RESET_CONNECTION: the server forgets the connection's statements; a statement prepared after it.
+    await conn.reset();
+    const stock = 'UPDATE products SET stock = stock + ? WHERE id = ?';
+    const restock = await conn.prepare(stock);
+    for (let i = 0; i < a.n; i++) await restock.execute([1, 6]);
+    restock.close();
+    r.prepares.push(stock);
+    r.executes += a.n;
   } finally {
     await conn.end();
   }
