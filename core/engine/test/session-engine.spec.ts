@@ -365,6 +365,22 @@ describe('session engine: what a protocol sends first, holds, drops or rewrites'
   });
 });
 
+describe('session engine: a connection the protocol refuses', () => {
+  const refusing: SessionProtocol = { name: 'refusing', replyPayloadBytes: 0, createSession: () => ({ onConnect: () => false }) };
+
+  it('stays refused as a whole: its later packets are absorbed, not taken for new connections', () => {
+    const rig = new EngineRig({ protocol: refusing });
+    const pkts = conversation(client, [{ request: 'GET a 10\n', response: 10 }, { request: 'GET b 10\n', response: 10 }, { request: 'GET c 10\n', response: 10 }], { syn: false });
+    for (const p of pkts) {
+      rig.capture(p);
+      rig.advance(3000); // longer than a finished session lingers
+    }
+    expect(rig.engine.stats.sessionsCreated, 'sessions').to.equal(1);
+    expect(rig.engine.stats.sessionsRefused, 'refusals').to.equal(1);
+    expect(rig.sim.history, 'connections to the target').to.have.length(0);
+  });
+});
+
 describe('session engine: a protocol that throws', () => {
   const ex = [{ request: 'GET a 10\n', response: 10 }, { request: 'GET b 10\n', response: 10 }];
   const faulty = (where: 'createSession' | 'onClientData' | 'mayRelease' | 'onTargetData'): SessionProtocol => ({

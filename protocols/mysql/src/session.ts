@@ -459,7 +459,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
   private greeted(payload: Buffer): void {
     const g = parseGreeting(payload);
     if (!g) {
-      this.stats.streamsCorrupt++;
+      this.stats.targetUnreadable++;
       this.fail(`the target's greeting cannot be read: connection given up`);
       return;
     }

@@ -26,6 +26,8 @@ export class MysqlStats {
   skippedUnsupportedAuth = 0;
   /** Connections given up: the client's bytes are not MySQL packets (a corrupt or truncated capture). */
   streamsCorrupt = 0;
+  /** Connections given up: the target's greeting is not a MySQL greeting (is it a MySQL server?). */
+  targetUnreadable = 0;
   /** Commands sent to the target, and how the target answered them. */
   commands = 0;
   answersOk = 0;

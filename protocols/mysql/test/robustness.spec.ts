@@ -144,7 +144,7 @@ function recording(protocol: SessionProtocol, given: Buffer[][]): SessionProtoco
 
 /** Why the protocol gave a connection up, summed: each names a reason; any of them counts the connection. */
 function givenUp(s: MysqlStats): number {
-  return s.streamsCorrupt + s.skippedTls + s.skippedCompressed + s.skippedNoPassword + s.skippedNoLogin + s.skippedUnsupportedAuth + s.loginsRefused;
+  return s.streamsCorrupt + s.targetUnreadable + s.skippedTls + s.skippedCompressed + s.skippedNoPassword + s.skippedNoLogin + s.skippedUnsupportedAuth + s.loginsRefused;
 }
 
 /** No exception, no hook that threw, no session left: asserted for every case. */
@@ -266,7 +266,7 @@ describe('mysql: bad input never crashes the protocol; the connection is given u
       const o = replay({ items: itemsOf(MAIN), responder: okTarget(frame(0, Buffer.from('SSH-2.0-OpenSSH_9.2p1\r\n'))) });
       expectSurvived(o);
       expect(o.received.length).to.equal(0);
-      expect(o.stats).to.include({ streamsCorrupt: 1, loginsReplayed: 0, commands: 0 });
+      expect(o.stats).to.include({ targetUnreadable: 1, streamsCorrupt: 0, loginsReplayed: 0, commands: 0 });
     });
 
     it('a target whose greeting is cut short: nothing sent, the session ends', () => {

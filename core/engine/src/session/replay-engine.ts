@@ -214,6 +214,11 @@ export class ReplayEngine implements EngineContext {
       if (copy === 0) this.stats.capturedUnmatched++; // a SYN-ACK from a server on a transfer port: not client traffic
       return;
     }
+    if (session?.refused) {
+      if (copy === 0) this.stats.capturedSkippedNoSession++;
+      session.absorb(now);
+      return;
+    }
     if (!session || session.finished) {
       const startsData = pkt.payloadLength > 0 || (flags & TCP_FIN) !== 0;
       if (!startsData || (flags & TCP_RST) || this.config.onlyFullSessions || (session && !this.isNewData(session, pkt))) {

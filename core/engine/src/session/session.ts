@@ -128,6 +128,8 @@ export class Session implements WheelEntry {
   private probeAt = Infinity;
   /** The one byte in flight is a window probe. */
   private probing = false;
+  /** The protocol refused the connection: its later packets are absorbed (see absorb()). */
+  refused = false;
   /** Finished with both FINs exchanged: late FIN repeats get an ACK. */
   private closedCleanly = false;
 
@@ -402,6 +404,9 @@ export class Session implements WheelEntry {
     if (!accepted) {
       this.ctx.stats.sessionsRefused++;
       this.finish(now, true);
+      // The rest of the connection is refused with it: absorbed, not taken for a new connection.
+      this.refused = true;
+      this.absorb(now);
       return;
     }
     // A new connection starts where a request starts: a half-acknowledged request is sent again whole.
@@ -837,6 +842,15 @@ export class Session implements WheelEntry {
     this.out.clear();
     this.rtoAt = this.gateAt = this.gapAt = this.ackAt = this.probeAt = this.finWaitAt = Infinity;
     this.lingerAt = now + this.ctx.config.lingerMs;
+    this.rearm();
+  }
+
+  /**
+   * A packet of a connection the protocol refused: it stays refused while its packets keep coming
+   * (each keeps the finished session around for the idle timeout, -k).
+   */
+  absorb(now: number): void {
+    this.lingerAt = now + this.ctx.config.keepaliveTimeoutMs;
     this.rearm();
   }
 
