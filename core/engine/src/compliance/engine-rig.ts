@@ -34,6 +34,9 @@ export class EngineRig {
   readonly repliedBytes = new Map<string, number>();
   /** Payload bytes per reply handed to the engine, as intercept would return them. */
   private readonly replyBytes: number;
+  /** The target's replies reach the engine this much later (a distant target); may change mid-test. */
+  replyDelayMs = 0;
+  private readonly delayed: Array<{ due: number; pkt: Buffer }> = [];
 
   constructor(opts: { sim?: SimOptions; config?: Partial<EngineConfig>; clients?: number[]; protocol?: SessionProtocol } = {}) {
     this.sim = new SimTarget((p) => this.replies.push(p), opts.sim);
@@ -76,6 +79,10 @@ export class EngineRig {
         for (const p of out) this.sim.receive(p);
         continue;
       }
+      if (this.replyDelayMs > 0 && this.replies.length > 0) {
+        for (const pkt of this.replies.splice(0)) this.delayed.push({ due: this.t + this.replyDelayMs, pkt });
+      }
+      while (this.delayed.length > 0 && this.delayed[0].due <= this.t) this.replies.push(this.delayed.shift()!.pkt);
       if (this.replies.length > 0) {
         const batch = this.replies.splice(0);
         for (const p of batch) {

@@ -6,6 +6,7 @@ import { CLOSE_TAG, ProtocolDriver } from '../protocol/protocol-driver';
 import { ClientStream } from './client-stream';
 import type { EngineContext } from './engine-context';
 import { chunkSum, OutQueue } from './out-queue';
+import { RtoEstimator } from './rto-estimator';
 import type { WheelEntry } from './timer-wheel';
 
 export enum SessionState {
@@ -17,9 +18,6 @@ export enum SessionState {
   DONE,
 }
 
-const INITIAL_RTO_MS = 200;
-const MAX_RTO_MS = 3_000;
-const MIN_RTO_MS = 30;
 /** Wait after a stale connection on the target was reset before the SYN goes again. */
 const STALE_RETRY_MS = 10;
 /**
@@ -136,8 +134,11 @@ export class Session implements WheelEntry {
   private ipId: number;
   private synSentAt = 0;
   private handshakeStartedAt = 0;
-  private rto = INITIAL_RTO_MS;
+  /** RFC 6298 retransmission timeout (kept across reconnects: same path). */
+  private readonly timer = new RtoEstimator();
   private rtoAt = Infinity;
+  /** The SYN was sent again: its SYN-ACK gives no RTT sample (Karn's rule). */
+  private synRetransmitted = false;
   private gateAt = Infinity;
   /** When a hole in the captured stream is given up on (a packet the capture lost). */
   private gapAt = Infinity;
@@ -424,7 +425,8 @@ export class Session implements WheelEntry {
     this.finSent = false;
     this.state = SessionState.SYN_SENT;
     this.handshakeStartedAt = now;
-    this.rto = INITIAL_RTO_MS;
+    this.timer.restart();
+    this.synRetransmitted = false;
     this.sendSyn(now);
   }
 
@@ -436,7 +438,7 @@ export class Session implements WheelEntry {
     s.tsEcr = 0;
     this.synSentAt = now;
     this.emit();
-    this.rtoAt = now + this.rto;
+    this.rtoAt = now + this.timer.rto;
     this.rearm();
   }
 
@@ -561,7 +563,7 @@ export class Session implements WheelEntry {
         if (len <= 0 || (len < mss && inFlight > 0)) {
           // Wait for the window to open; with nothing in flight, probe it in case the update is lost.
           if (inFlight === 0 && this.probeAt === Infinity) {
-            this.probeAt = now + this.rto;
+            this.probeAt = now + this.timer.rto;
             this.rearm();
           }
           break;
@@ -570,6 +572,7 @@ export class Session implements WheelEntry {
       const end = this.sndNxt + len;
       const withFin = end === this.out.endPos && this.finDelivered && this.releasedQuietly(CLOSE_TAG, this.finServerBytes);
       this.sendData(this.sndNxt, len, withFin, now);
+      this.timer.sent(end, now);
       this.sndNxt = end;
       if (withFin) this.markFinSent();
       sent = true;
@@ -589,7 +592,7 @@ export class Session implements WheelEntry {
       this.gateWaiting = false;
       this.gateAt = Infinity;
       this.lastActivityAt = now;
-      if (this.rtoAt === Infinity) this.rtoAt = now + this.rto;
+      if (this.rtoAt === Infinity) this.rtoAt = now + this.timer.rto;
       this.rearm();
     }
   }
@@ -610,7 +613,9 @@ export class Session implements WheelEntry {
 
   /** Resends the oldest unacknowledged segment (one per trigger, as TCP does). */
   private retransmit(now: number): void {
+    this.timer.retransmitted();
     if (this.state === SessionState.SYN_SENT) {
+      this.synRetransmitted = true;
       this.sendSyn(now);
       return;
     }
@@ -702,8 +707,8 @@ export class Session implements WheelEntry {
         this.sndUna = acked;
         this.out.release(acked);
         this.dupAcks = 0;
-        this.rto = Math.max(MIN_RTO_MS, Math.min(this.rto, INITIAL_RTO_MS));
-        this.rtoAt = this.sndUna === this.sndNxt ? Infinity : now + this.rto;
+        this.timer.acked(acked, now);
+        this.rtoAt = this.sndUna === this.sndNxt ? Infinity : now + this.timer.rto;
         if (this.finSent && acked > this.finPos) this.finAcked = true;
       } else if (acked === this.sndUna && payloadLength === 0 && !(flags & TCP_FIN) && this.sndUna !== this.sndNxt && pkt.ack === this.lastAckSeen) {
         if (++this.dupAcks === 3) {
@@ -760,8 +765,7 @@ export class Session implements WheelEntry {
       this.tsRecent = scratchOptions.tsVal;
       this.peerWindow = pkt.window; // never scaled in a SYN-ACK
       this.lastAckSeen = pkt.ack;
-      const rtt = now - this.synSentAt;
-      this.rto = Math.min(MAX_RTO_MS, Math.max(MIN_RTO_MS, 4 * rtt));
+      if (!this.synRetransmitted) this.timer.sample(now - this.synSentAt);
       this.rtoAt = Infinity;
       this.state = SessionState.ESTABLISHED;
       this.ackPending = true;
@@ -773,7 +777,7 @@ export class Session implements WheelEntry {
     }
     if (flags & TCP_RST) {
       // Refused (the target's server is not up yet, or it dropped an old connection): retry with backoff.
-      this.rtoAt = now + this.rto;
+      this.rtoAt = now + this.timer.rto;
       this.rearm();
       return;
     }
@@ -933,9 +937,10 @@ export class Session implements WheelEntry {
       if (this.state === SessionState.ESTABLISHED && this.sndUna === this.sndNxt && this.sndNxt < this.out.endPos && this.peerWindow === 0) {
         this.ctx.stats.windowProbes++;
         this.sendData(this.sndNxt, 1, false, now);
+        this.timer.retransmitted(); // a probe's ACK may not cover it: no sample
         this.sndNxt += 1;
         this.probing = true;
-        this.rtoAt = now + this.rto;
+        this.rtoAt = now + this.timer.rto;
       }
     }
     if (now >= this.ackAt) {
@@ -946,8 +951,8 @@ export class Session implements WheelEntry {
       this.rtoAt = Infinity;
       if (this.state === SessionState.SYN_SENT || this.sndUna !== this.sndNxt) {
         this.retransmit(now);
-        this.rto = Math.min(MAX_RTO_MS, this.rto * 2);
-        this.rtoAt = now + this.rto;
+        this.timer.backoff();
+        this.rtoAt = now + this.timer.rto;
       }
     }
     if (now >= this.gateAt) {
