@@ -40,11 +40,14 @@ import {
   writePidFile,
   type Logger,
 } from './process-control';
+import { BUILT_IN_PROTOCOLS } from './built-in-protocols';
 
 const COMMAND = 'tcpcopy';
 const DAEMON_CHILD_ENV = daemonChildEnv(COMMAND);
 /** Exit code when -m stopped the replay. */
 const EXIT_MEMORY = 3;
+/** Warnings shown (without -v) from each source: the engine and the protocol module. */
+const WARNING_BUDGET = 50;
 
 function number(name: string, min: number, max: number, integer = true) {
   return (value: string): number => {
@@ -84,7 +87,7 @@ export function buildCommand(): Command {
     .option('-k, --keepalive-timeout <s>', 'close a session idle this long (default: -t + 120)', number('-k', 1, 864_000, false))
     .option('-M, --mtu <bytes>', 'largest IP packet sent to the target; bigger captured segments are split', number('-M', 68, 65535), 1500)
     .option('-D, --mss <bytes>', 'MSS offered in faked handshakes', number('-D', 64, 65495), 1460)
-    .option('-m, --memory-limit <MB>', 'stop cleanly before this process uses this much memory (new connections are refused near it)', number('-m', 16, 1_048_576), 1024)
+    .option('-m, --memory-limit <MB>', 'live: stop cleanly before this process uses this much memory (new connections are refused near it)', number('-m', 16, 1_048_576), 1024)
     .option('-o, --output-device <dev>', 'send at the data link layer through libpcap on this Ethernet device (MACs in -x) instead of a raw IP socket')
     .option('-F, --filter <bpf>', 'live: pcap filter for the client packets (default: built from -x)')
     .option('-B, --buffer-size <MiB>', 'live: kernel capture buffer per device', number('-B', 1, 2047), 64)
@@ -128,10 +131,11 @@ function mode(o: Record<string, unknown>, given: (name: string) => boolean): boo
   } catch {
     offline = input.includes('/') || /\.(pcap|cap|pcapng|dump)$/i.test(input);
   }
-  const wrong = (offline ? ['filter', 'bufferSize', 'snaplen', 'capture', 'statsInterval'] : ['speed', 'maxGap', 'times', 'tailTimeout']).filter(given);
+  // -m guards the online host's memory during live capture; replayOffline has no such guard.
+  const wrong = (offline ? ['filter', 'bufferSize', 'snaplen', 'capture', 'statsInterval', 'memoryLimit'] : ['speed', 'maxGap', 'times', 'tailTimeout']).filter(given);
   if (wrong.length) {
     const flag: Record<string, string> = {
-      filter: '-F', bufferSize: '-B', snaplen: '-S', capture: '--capture', statsInterval: '--stats-interval',
+      filter: '-F', bufferSize: '-B', snaplen: '-S', capture: '--capture', statsInterval: '--stats-interval', memoryLimit: '-m',
       speed: '-a', maxGap: '-I', times: '-T', tailTimeout: '--tail-timeout',
     };
     const list = wrong.map((w) => flag[w]).join(', ');
@@ -195,7 +199,7 @@ export async function main(argv: string[]): Promise<void> {
       if (o.protocol !== 'mysql') throw new UsageError(`--mysql-user applies only to --protocol mysql (add --protocol mysql, or drop --mysql-user)`);
       for (const u of o.mysqlUser) protocolOpts.push(`user=${u}`);
     }
-    const protocol = loadProtocol(o.protocol, parseProtocolOptions(protocolOpts, o.protocolConfig));
+    const protocol = loadProtocol(o.protocol, parseProtocolOptions(protocolOpts, o.protocolConfig), { builtIns: BUILT_IN_PROTOCOLS });
     const config: Partial<EngineConfig> = {
       sessionTimeoutMs: o.sessionTimeout * 1000,
       keepaliveTimeoutMs: (o.keepaliveTimeout ?? o.sessionTimeout + 120) * 1000,
@@ -210,10 +214,18 @@ export async function main(argv: string[]): Promise<void> {
       noWait: o.wait === false,
       localAddress,
     };
-    let warnings = 0;
-    const warn = (m: string): void => {
-      if (o.verbose || warnings++ < 50) log('warn', m);
+    // A budget per source, so that a chatty protocol never crowds out the engine's own warnings.
+    const budget = (what: string): ((m: string) => void) => {
+      let shown = 0;
+      return (m) => {
+        if (o.verbose || shown < WARNING_BUDGET) log('warn', m);
+        else if (shown === WARNING_BUDGET) log('warn', `further ${what} not shown (-v shows them)`);
+        shown++;
+      };
     };
+    const engineWarn = budget('warnings');
+    const protocolWarn = budget(`messages of protocol ${protocol.name}`);
+    const warn = engineWarn;
 
     const sink: PacketSink = o.outputDevice ? new PcapSink(o.outputDevice, transferList, warn) : new RawSocketSink(warn);
     let engine: ReplayEngine | undefined;
@@ -236,8 +248,10 @@ export async function main(argv: string[]): Promise<void> {
       });
     }
 
+    /** The intercept whose loss (without -L) ends the replay. */
     let lostIntercept: string | null = null;
-    let stopLive: (() => void) | undefined;
+    /** Ends the running replay when the intercept is lost; set once it runs. */
+    let stopLost: (() => void) | undefined;
     const channel = new InterceptClient({
       servers: o.intercept,
       defaultPort: o.interceptPort,
@@ -245,11 +259,12 @@ export async function main(argv: string[]): Promise<void> {
       keepRunning: !!o.keepRunning,
       onReply: (pkt, payloadLength, data) => engine?.handleReply(pkt, payloadLength, data),
       onBatch: () => engine?.flush(),
-      onError: (message) => {
+      onError: (message, err) => {
         log('warn', message);
-        if (!o.keepRunning) {
-          lostIntercept = message;
-          stopLive?.();
+        // Without -L no reply comes back any more: every session would only stall, so the replay ends.
+        if (!o.keepRunning && lostIntercept === null) {
+          lostIntercept = err.address;
+          stopLost?.();
         }
       },
     });
@@ -263,6 +278,7 @@ export async function main(argv: string[]): Promise<void> {
     parts.registerInstance(Tokens.EngineConfig, config);
     parts.registerInstance(Tokens.ClientAddresses, clientAddresses);
     parts.registerInstance(Tokens.Warn, warn);
+    parts.registerInstance(Tokens.ProtocolLog, protocolWarn);
     engine = parts.resolve(Tokens.ReplayEngine);
     const eng = engine;
 
@@ -280,6 +296,8 @@ export async function main(argv: string[]): Promise<void> {
       if (o.summary === 'json') process.stdout.write(JSON.stringify(s) + '\n');
       else log('info', formatSummary(s));
     };
+    const lostLine = (): string =>
+      `stopping: intercept at ${lostIntercept} is gone (start it again and rerun, or give -L to keep replaying and reconnect)`;
     const shutdown = async (code: number): Promise<never> => {
       await channel.close();
       sink.close();
@@ -298,6 +316,13 @@ export async function main(argv: string[]): Promise<void> {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      // replayOffline cannot be stopped from outside: close the sessions and exit, as on SIGINT.
+      stopLost = () => {
+        log('warn', lostLine());
+        eng.closeAll();
+        void shutdown(1);
+      };
+      if (lostIntercept) return stopLost();
       if (pidFile) writePidFile(pidFile, COMMAND);
       const result = await replayOffline(eng, {
         file: reader,
@@ -320,7 +345,8 @@ export async function main(argv: string[]): Promise<void> {
       onStats: () => log('info', formatSummary(summary(source!.stats, { live: true }))),
       warn,
     });
-    stopLive = () => live.stop();
+    stopLost = () => live.stop();
+    if (lostIntercept) live.stop();
     if (pidFile) writePidFile(pidFile, COMMAND);
     const ready = `${COMMAND}: replaying ${transfers.describe()} to intercept ${o.intercept}; capturing with ${source!.describe()}`;
     if (daemonChild && process.send) {
@@ -331,6 +357,7 @@ export async function main(argv: string[]): Promise<void> {
     process.on('SIGINT', () => live.stop());
     process.on('SIGTERM', () => live.stop());
     const end = await live.done;
+    if (lostIntercept) log('warn', lostLine());
     report(summary(source!.stats, { live: true, end: lostIntercept ? 'intercept lost' : end }));
     if (end === 'memory') {
       log('warn', `stopped at the -m limit of ${o.memoryLimit} MB (raise -m, or lower -n)`);

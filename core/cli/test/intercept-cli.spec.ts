@@ -6,7 +6,8 @@ import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '../../../..');
 const BIN = path.join(ROOT, 'core/cli/bin/intercept.js');
-const ENGINE = path.join(ROOT, 'core/engine/dist/src');
+/** @tcpcopy/core's public entry, for the scripts run with `node -e`. */
+const CORE = require.resolve('@tcpcopy/core');
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 function run(args: string[], opts: { prefix?: string[] } = {}) {
@@ -144,8 +145,7 @@ describe('intercept command', () => {
     // The "tcpcopy": registers 203.0.113.7:40000 ← 198.51.100.2:80 (5 payload bytes wanted) and
     // prints every reply it gets as JSON.
     const tcpcopyScript = `
-      const { InterceptClient } = require(${JSON.stringify(path.join(ENGINE, 'intercept/intercept-client.js'))});
-      const { parseIpv4 } = require(${JSON.stringify(path.join(ENGINE, 'decode/ip-address.js'))});
+      const { InterceptClient, parseIpv4 } = require(${JSON.stringify(CORE)});
       const c = new InterceptClient({
         servers: '127.0.0.1:' + process.argv[1],
         onReply: (pkt, payloadLength, data) => console.log(JSON.stringify({

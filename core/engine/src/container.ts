@@ -28,6 +28,8 @@ export const Tokens = {
   ClientAddresses: Symbol.for('tcpcopy.ClientAddresses') as InjectionToken<readonly number[]>,
   /** Where warnings go. Default: dropped. */
   Warn: Symbol.for('tcpcopy.Warn') as InjectionToken<(message: string) => void>,
+  /** Where protocols' messages go. Default: with the warnings. */
+  ProtocolLog: Symbol.for('tcpcopy.ProtocolLog') as InjectionToken<(message: string) => void>,
   /** The assembled engine. */
   ReplayEngine: Symbol.for('tcpcopy.ReplayEngine') as InjectionToken<ReplayEngine>,
 } as const;
@@ -54,6 +56,7 @@ export function createReplayContainer(parent: DependencyContainer = rootContaine
         config: optional(r, Tokens.EngineConfig, {}),
         clientAddresses: optional(r, Tokens.ClientAddresses, []),
         warn: optional(r, Tokens.Warn, () => undefined),
+        protocolLog: r.isRegistered(Tokens.ProtocolLog, true) ? r.resolve(Tokens.ProtocolLog) : undefined,
       })),
   });
   return c;

@@ -1,39 +1,146 @@
 /**
- * @tcpcopy/core: the replay engine as a library. The folders follow a packet:
- * capture → decode → session → protocol → rewrite → output, with intercept/
- * for the channel that brings the target's replies back.
+ * @tcpcopy/core: the replay engine as a library.
+ *
+ * This entry is the package's public API, in three parts: the protocol
+ * contract (for protocol modules), what a program needs to replay in-process
+ * (for the tcpcopy and intercept commands and programs like
+ * examples/replay-pcap), and pcap files and packet decoding (for tools).
+ * The rest of the package (sessions, the protocol driver, the packet builder,
+ * the channel's wire format, ...) is internal and may change at any time.
+ * `@tcpcopy/core/compliance` is the other public entry: the compliance suite
+ * and its test doubles, for protocol packages' tests.
+ *
+ * The folders follow a packet: capture → decode → session → protocol →
+ * rewrite → output, with intercept/ for the channel that brings the target's
+ * replies back (see docs/architecture.md).
+ *
+ * @module @tcpcopy/core
  */
 import 'reflect-metadata';
 
-export * from './capture/pcap-file';
-export * from './capture/frame-decoder';
-export * from './capture/offline-source';
-export * from './capture/live-source';
-export * from './capture/capture-filter';
-export * from './decode/checksum';
-export * from './decode/seq';
-export * from './decode/ip-address';
-export * from './decode/tcp-packet';
-export * from './decode/tcp-options';
-export * from './decode/link';
-export * from './session/timer-wheel';
-export * from './session/client-stream';
-export * from './session/engine-context';
-export * from './session/session';
-export * from './session/replay-engine';
-export * from './protocol/session-protocol';
-export * from './protocol/protocol-driver';
-export * from './protocol/protocol-loader';
-export * from './rewrite/address-map';
-export * from './rewrite/packet-builder';
-export * from './output/packet-sink';
-export * from './output/raw-socket-sink';
-export * from './output/pcap-sink';
-export * from './intercept/route-registry';
-export * from './replay/offline-replay';
-export * from './replay/live-replay';
-export * from './intercept/channel-messages';
-export * from './intercept/intercept-client';
-export * from './intercept/intercept-server';
-export * from './capture/live-capture';
-export * from './container';
+// ---- (a) The protocol contract: what a protocol module implements, and how one is loaded.
+
+export type {
+  ClientDataInfo,
+  ConnectInfo,
+  ProtocolContext,
+  ProtocolOptions,
+  ProtocolSession,
+  ReleaseQuery,
+  SendVerdict,
+  SessionProtocol,
+  SessionProtocolFactory,
+  TargetDataInfo,
+} from './protocol/session-protocol';
+export { byteCountRelease, CLOSE_TAG, MAX_REPLY_PAYLOAD_BYTES } from './protocol/session-protocol';
+export {
+  loadProtocol,
+  parseProtocolOptions,
+  ProtocolLoadError,
+  type LoadProtocolOptions,
+  type ProtocolNames,
+} from './protocol/protocol-loader';
+
+// ---- (b) Replaying in-process.
+
+// The engine, assembled in a tsyringe container (register the parts, resolve Tokens.ReplayEngine)
+// or constructed directly.
+export { createReplayContainer, Tokens } from './container';
+export { ReplayEngine, type ReplayEngineInit } from './session/replay-engine';
+export type { EngineConfig, EngineStats } from './session/engine-context';
+
+// What is replayed where (-x), and the fake client addresses (-c).
+export {
+  OptionError,
+  parseClientAddresses,
+  parseTransfers,
+  TransferTable,
+  type Transfer,
+} from './rewrite/address-map';
+export { formatIpv4, parseIpv4 } from './decode/ip-address';
+
+// Driving the engine: from a pcap file, or from a live capture.
+export { replayOffline, type OfflineReplayOptions, type OfflineReplayResult } from './replay/offline-replay';
+export { replayLive, type LiveReplay, type LiveReplayEnd, type LiveReplayOptions } from './replay/live-replay';
+export {
+  PcapLiveSource,
+  RawSocketLiveSource,
+  type LiveSource,
+  type PcapLiveSourceOptions,
+} from './capture/live-source';
+export type { CapturedPacketHandler } from './capture/offline-source';
+export type { CaptureStats } from './capture/frame-decoder';
+export { captureFilter } from './capture/capture-filter';
+
+// Where the rewritten packets go.
+export type { PacketSink } from './output/packet-sink';
+export { RawSocketSink } from './output/raw-socket-sink';
+export { PcapSink } from './output/pcap-sink';
+
+// The intercept channel, tcpcopy's end: registers routes, receives the target's replies.
+export type { Route, RouteRegistry } from './intercept/route-registry';
+export {
+  InterceptChannelError,
+  InterceptClient,
+  InterceptConnectError,
+  type InterceptAddress,
+  type InterceptClientOptions,
+  type InterceptClientStats,
+  type InterceptErrorCode,
+  type ReplyHandler,
+} from './intercept/intercept-client';
+export { DEFAULT_INTERCEPT_PORT } from './intercept/channel-messages';
+
+// The intercept channel, intercept's end, and the libpcap capture it (and PcapLiveSource) uses.
+export {
+  InterceptListenError,
+  InterceptServer,
+  type InterceptCounters,
+  type InterceptServerOptions,
+  type InterceptStats,
+} from './intercept/intercept-server';
+export {
+  LiveCapture,
+  LiveCaptureError,
+  type DeviceCaptureStats,
+  type LiveCaptureErrorCode,
+  type LiveCaptureOptions,
+  type LiveCaptureStats,
+  type PacketHandler,
+} from './capture/live-capture';
+
+// ---- (c) Pcap files and packet decoding, for tools.
+
+export {
+  LinkType,
+  linkTypeName,
+  PcapFormatError,
+  PcapReader,
+  PcapWriter,
+  type PcapReaderOptions,
+  type PcapRecord,
+  type PcapWriterOptions,
+} from './capture/pcap-file';
+export { ipv4Offset, linkHeaderLength } from './decode/link';
+export {
+  DECODE_STATUS_TEXT,
+  DecodeStatus,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_PSH,
+  TCP_RST,
+  TCP_SYN,
+  TCP_URG,
+  TcpPacket,
+} from './decode/tcp-packet';
+export { TcpOptions } from './decode/tcp-options';
+export {
+  finishSum,
+  foldSum,
+  ipv4ChecksumValid,
+  pseudoHeaderSum,
+  sumBytes,
+  tcpChecksum,
+  tcpChecksumValid,
+  writeIpv4Checksum,
+} from './decode/checksum';

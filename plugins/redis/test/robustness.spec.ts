@@ -93,7 +93,7 @@ describe('redis robustness', () => {
 describe('redis options and loading', () => {
   it('is loaded by package name with its options, as tcpcopy loads it', () => {
     const repo = path.resolve(__dirname, '..', '..', '..', '..');
-    const p = loadProtocol('tcpcopy-protocol-redis', { password: 'pw', replyBytes: '4096' }, repo);
+    const p = loadProtocol('tcpcopy-protocol-redis', { password: 'pw', replyBytes: '4096' }, { from: repo });
     expect(p.name).to.equal('redis');
     expect(p.replyPayloadBytes).to.equal(4096);
   });
@@ -116,7 +116,7 @@ describe('redis options and loading', () => {
     it(`refuses ${JSON.stringify(opts)}`, () => {
       expect(() => createProtocol(opts)).to.throw(re);
       const repo = path.resolve(__dirname, '..', '..', '..', '..');
-      expect(() => loadProtocol('tcpcopy-protocol-redis', opts, repo)).to.throw(/rejected its options/);
+      expect(() => loadProtocol('tcpcopy-protocol-redis', opts, { from: repo })).to.throw(/rejected its options/);
     });
   }
 });

@@ -127,8 +127,6 @@ export class HttpSession implements ProtocolSession {
   private finalHeadFor = 0;
   /** Target payload bytes accounted for (shown or not, gaps included): targetServerBytes without FINs. */
   private targetSeen = 0;
-  /** targetServerBytes - targetSeen at the last release question: grows with the target's FINs. */
-  private lastExtra = 0;
   /** targetSeen where a tunnel began; the byte counts of both sides are compared from there. */
   private tunnelAt = 0;
   private tunnelBase = -1;
@@ -551,11 +549,20 @@ export class HttpSession implements ProtocolSession {
     this.ctx.log(`cannot follow the target's responses any more: ${why}; requests now go by the online byte counts`);
   }
 
+  /**
+   * The target's FIN comes after all its data, so it completes a close-delimited response; a reset ends
+   * it too, as nothing more comes on this connection. (Not inferred from targetServerBytes: the idle
+   * fallback raises that count while the response is still coming.)
+   */
+  onTargetClose(): void {
+    if (this.rstate === R.CLOSE) this.responseDone(0);
+  }
+
   onConnect(): boolean {
     if (this.connects++ > 0 && this.rstate !== R.LOST) {
-      // The target closed or reset the last connection: a response under way ended with it
-      // (a close-delimited one is complete now). One not begun yet will come on the new connection.
-      if (this.rstate === R.CLOSE || (this.rBegun && this.rstate !== R.TUNNEL)) this.responseDone(0);
+      // The target closed or reset the last connection: a response under way ended with it (a
+      // close-delimited one already did, in onTargetClose). One not begun yet will come on the new connection.
+      if (this.rBegun && this.rstate !== R.TUNNEL) this.responseDone(0);
       this.rstate = R.HEAD;
       this.rBegun = false;
       this.res.begin(0, 0);
@@ -567,7 +574,6 @@ export class HttpSession implements ProtocolSession {
 
   mayRelease(tag: number, q: ReleaseQuery): boolean {
     if (this.rstate === R.LOST) return byteCountRelease(q);
-    this.noticeTargetClose(q);
     if (tag === CLOSE_TAG) {
       if (this.rstate === R.TUNNEL && this.onlineAtRaw >= 0) return this.tunnelRelease(q);
       return this.responsesDone >= this.forwarded;
@@ -582,21 +588,6 @@ export class HttpSession implements ProtocolSession {
       return this.continued >= k || this.finalHeadFor >= k || this.responsesDone >= k;
     }
     return this.responsesDone >= tag - 1;
-  }
-
-  /**
-   * The engine does not report the target's FIN, but counts it in
-   * targetServerBytes (as one byte, like the client's ACKs do): a count above
-   * the payload we were shown means the target closed, which completes a
-   * close-delimited response. (An idle-fallback adjustment raises it too; then
-   * the engine has stopped waiting anyway.)
-   */
-  private noticeTargetClose(q: ReleaseQuery): void {
-    const extra = q.targetServerBytes - this.targetSeen;
-    if (extra > this.lastExtra) {
-      this.lastExtra = extra;
-      if (this.rstate === R.CLOSE) this.responseDone(0);
-    }
   }
 
   /** The byte-count rule, counted from the protocol switch on both sides (their HTTP parts may differ in size). */

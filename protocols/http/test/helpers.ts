@@ -19,6 +19,8 @@ export class Driver {
   readonly s: ProtocolSession;
   /** Target payload given to onTargetData, plus target FINs. */
   targetBytes = 0;
+  /** What the engine's idle fallback added to targetBytes in release questions. */
+  gateAdjust = 0;
   private call = -1;
   private calls = 0;
 
@@ -71,14 +73,27 @@ export class Driver {
     return this;
   }
 
-  /** The target closed (the engine counts its FIN as one byte). */
+  /** The target closed: as the engine, its FIN counts as one byte and onTargetClose follows. */
   targetFin(): this {
     this.targetBytes += 1;
+    this.s.onTargetClose?.(false);
+    return this;
+  }
+
+  /**
+   * The engine's idle fallback (--gate-idle): the target was quiet while the chunk tagged `tag`, which
+   * the client sent after `onlineServerBytes` server bytes, was held; the count is raised to that and
+   * the chunk goes without the protocol's yes.
+   */
+  idleRelease(tag: number, onlineServerBytes: number): this {
+    const have = this.targetBytes + this.gateAdjust;
+    if (onlineServerBytes > have) this.gateAdjust += onlineServerBytes - have;
+    this.s.onIdleRelease?.(tag);
     return this;
   }
 
   may(tag: number, onlineServerBytes = 0): boolean {
-    return this.s.mayRelease!(tag, { onlineServerBytes, targetServerBytes: this.targetBytes });
+    return this.s.mayRelease!(tag, { onlineServerBytes, targetServerBytes: this.targetBytes + this.gateAdjust });
   }
 
   mayClose(onlineServerBytes = 0): boolean {

@@ -148,12 +148,15 @@ describe('http protocol: options (filters and rewrites)', () => {
       });
     }
 
+    // As the tcpcopy command loads it: by its short name.
+    const asCommand = { builtIns: { http: '@tcpcopy/protocol-http' } };
+
     it('the loader turns them into one clear line', () => {
-      expect(() => loadProtocol('http', { 'allow-url': '(' })).to.throw(/^protocol "http" rejected its options: allow-url=\(: not a valid regular expression/);
+      expect(() => loadProtocol('http', { 'allow-url': '(' }, asCommand)).to.throw(/^protocol "http" rejected its options: allow-url=\(: not a valid regular expression/);
     });
 
     it('the loader finds createProtocol and passes the options', () => {
-      const p = loadProtocol('http', { 'set-header': 'X-A: 1' });
+      const p = loadProtocol('http', { 'set-header': 'X-A: 1' }, asCommand);
       expect(p.name).to.equal('http');
       expect(parseOptions({ 'set-header': 'X-A:   spaced  ' }).setHeaders[0].line.toString()).to.equal('X-A: spaced\r\n');
     });

@@ -187,7 +187,7 @@ describe('http protocol: target side and release rule', () => {
     expect(d.may(RAW_TAG)).to.equal(true);
   });
 
-  it('close-delimited response: complete when the target closes (its FIN in the counts, or a reconnect)', () => {
+  it('close-delimited response: complete when the target closes (its FIN, or a reconnect)', () => {
     const d = new Driver().client('GET /a HTTP/1.0\r\n\r\n');
     d.target('HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nsome body');
     d.target(body(5000));
@@ -200,6 +200,30 @@ describe('http protocol: target side and release rule', () => {
     expect(r.may(2)).to.equal(false);
     r.reconnect(); // the engine reconnects because request 2 is left: the target closed
     expect(r.may(2)).to.equal(true);
+  });
+
+  it('a slow close-delimited response goes on after the idle fallback released a request: it ends with the FIN only', () => {
+    // Pipelined: request 2 was sent after the whole online response 1 (5000 bytes) had arrived.
+    const d = new Driver().client(get('/1') + get('/2'), 0);
+    d.target('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe first part');
+    expect(d.may(2, 5000)).to.equal(false);
+    // The target pauses longer than --gate-idle: the engine lets request 2 go and raises the count to 5000.
+    d.idleRelease(2, 5000);
+    // The engine asks about the client's FIN after each reply; none of these may end response 1.
+    expect(d.mayClose(5001), 'after the idle fallback').to.equal(false);
+    for (let i = 0; i < 4; i++) {
+      d.target(body(1000, i));
+      expect(d.mayClose(5001), `after body part ${i + 1}`).to.equal(false);
+    }
+    d.targetFin();
+    expect(d.may(2, 5000), 'response 1 ended with the FIN').to.equal(true);
+    expect(d.mayClose(5001), 'response 2 is still owed').to.equal(false);
+    // Request 2 is left: the engine reconnects and sends it again; its response comes on the new connection.
+    d.reconnect();
+    expect(d.mayClose(5001), 'response 2 is still owed after the reconnect').to.equal(false);
+    d.target(ok('2'));
+    expect(d.mayClose(5001)).to.equal(true);
+    expect(d.logs, 'the body was never read as a response head').to.deep.equal([]);
   });
 
   it('a reconnect ends a response under way, but waits for one not begun (its request is sent again)', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { ProtocolContext, ProtocolSession, SessionProtocol } from '../protocol/session-protocol';
+import { MAX_REPLY_PAYLOAD_BYTES, type ProtocolContext, type ProtocolSession, type SessionProtocol } from '../protocol/session-protocol';
 import { conversation, EngineRig } from './engine-rig';
 import { scriptResponder, type Responder, type SimConnection } from './sim-target';
 
@@ -223,7 +223,7 @@ export function protocolComplianceTests(name: string, setup: ComplianceSetup): v
     it('declares a name, the reply bytes it needs and a session factory', () => {
       const p = setup.protocol;
       expect(p.name, 'name').to.be.a('string').and.not.equal('');
-      expect(Number.isInteger(p.replyPayloadBytes) && p.replyPayloadBytes >= 0 && p.replyPayloadBytes <= 65000, 'replyPayloadBytes in 0..65000').to.equal(true);
+      expect(Number.isInteger(p.replyPayloadBytes) && p.replyPayloadBytes >= 0 && p.replyPayloadBytes <= MAX_REPLY_PAYLOAD_BYTES, `replyPayloadBytes in 0..${MAX_REPLY_PAYLOAD_BYTES}`).to.equal(true);
       expect(p.createSession, 'createSession').to.be.a('function');
       expect(main.exchanges.length, 'the setup gives at least two exchanges').to.be.greaterThan(1);
     });

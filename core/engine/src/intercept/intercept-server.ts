@@ -537,7 +537,9 @@ class ClientConn {
  */
 export class InterceptServer {
   readonly counters = new InterceptCounters();
+  /** @internal */
   readonly routes: RouteTable;
+  /** @internal */
   readonly hold: HoldQueue;
 
   private readonly opts: Required<Omit<InterceptServerOptions, 'log' | 'passlist'>>;

@@ -1,5 +1,6 @@
 import {
   byteCountRelease,
+  MAX_REPLY_PAYLOAD_BYTES,
   type ClientDataInfo,
   type ConnectInfo,
   type ProtocolContext,
@@ -13,7 +14,9 @@ import {
 const targetInfo = { gap: 0 };
 
 /** Tag of the client's FIN or RST in mayRelease questions. */
-export const CLOSE_TAG = -1;
+
+/** Lines a protocol may log per client connection (ctx.log); one more says that the rest are suppressed. */
+export const PROTOCOL_LOG_LIMIT = 5;
 
 /** What the engine lends a protocol session. */
 export interface DriverHost {
@@ -41,6 +44,8 @@ export class ProtocolDriver {
   private emitted = false;
   /** Inside mayRelease or beforeSend, where the out queue must not change under the engine. */
   private asking = false;
+  /** ctx.log calls so far, counted up to PROTOCOL_LOG_LIMIT + 1. */
+  private logged = 0;
 
   constructor(
     protocol: SessionProtocol,
@@ -67,9 +72,9 @@ export class ProtocolDriver {
         if (!this.closed) host.alignServerBytes(onlineServerBytes);
       },
       setReplyPayloadBytes: (bytes: number) => {
-        if (!this.closed) host.setReplyPayloadBytes(Math.min(65000, Math.max(0, bytes | 0)));
+        if (!this.closed) host.setReplyPayloadBytes(Math.min(MAX_REPLY_PAYLOAD_BYTES, Math.max(0, bytes | 0)));
       },
-      log: (message: string) => host.log(message),
+      log: (message: string) => this.log(message),
     };
     try {
       this.session = protocol.createSession(ctx);
@@ -204,6 +209,17 @@ export class ProtocolDriver {
     } catch (err) {
       this.fault('onClose', err);
     }
+  }
+
+  /**
+   * ctx.log, limited per connection: a protocol that logs on every request would otherwise flood
+   * the log (and use up the warnings a caller shows) with lines about one connection.
+   */
+  private log(message: string): void {
+    if (this.logged > PROTOCOL_LOG_LIMIT) return;
+    this.host.log(this.logged < PROTOCOL_LOG_LIMIT ? message
+      : `further messages of this connection suppressed (at most ${PROTOCOL_LOG_LIMIT} per connection)`);
+    this.logged++;
   }
 
   private fault(hook: string, err: unknown): void {

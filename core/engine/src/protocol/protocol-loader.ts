@@ -1,20 +1,27 @@
 import * as path from 'node:path';
 import type { ProtocolOptions, SessionProtocol, SessionProtocolFactory } from './session-protocol';
 
-/** Protocol names that resolve to our own packages. */
-export const BUILT_IN_PROTOCOLS: Record<string, string> = {
-  raw: '@tcpcopy/protocol-raw',
-  http: '@tcpcopy/protocol-http',
-  mysql: '@tcpcopy/protocol-mysql',
-};
+/** Short protocol names and the module each stands for, as `{ http: '@tcpcopy/protocol-http' }`. */
+export type ProtocolNames = Readonly<Record<string, string>>;
+
+/** Where loadProtocol looks. */
+export interface LoadProtocolOptions {
+  /** The directory that paths and package names are resolved from. Default: the current directory. */
+  from?: string;
+  /**
+   * Short names that stand for modules (the tcpcopy command gives raw, http and mysql). A name
+   * found here is loaded as its module; anything else is a path or a package name.
+   */
+  builtIns?: ProtocolNames;
+}
 
 export class ProtocolLoadError extends Error {
   override name = 'ProtocolLoadError';
 }
 
-/** Built-in protocol names whose package can be found from `from`. */
-export function installedProtocols(from = process.cwd()): string[] {
-  return Object.entries(BUILT_IN_PROTOCOLS)
+/** The names in `builtIns` whose module can be found from `from`. */
+export function installedProtocols(builtIns: ProtocolNames, from = process.cwd()): string[] {
+  return Object.entries(builtIns)
     .filter(([, id]) => {
       try {
         require.resolve(id, { paths: [from, __dirname] });
@@ -33,13 +40,19 @@ export function isSessionProtocol(value: unknown): value is SessionProtocol {
 }
 
 /**
- * Loads a protocol by built-in name, file path, or npm package name. The
- * module exports a SessionProtocol (as `default`, `protocol` or its only
- * export), or a SessionProtocolFactory `createProtocol(options)` that takes
- * the `--protocol-opt` options.
+ * Loads a protocol by short name (one of `where.builtIns`), file path, or npm
+ * package name. The module exports a SessionProtocol (as `default`,
+ * `protocol` or its only export), or a SessionProtocolFactory
+ * `createProtocol(options)` that takes the `--protocol-opt` options.
+ *
+ * @throws ProtocolLoadError with a one-line explanation when the module cannot
+ *   be found or loaded, exports no protocol, or rejects its options.
  */
-export function loadProtocol(spec: string, options: ProtocolOptions = {}, from = process.cwd()): SessionProtocol {
-  const id = BUILT_IN_PROTOCOLS[spec] ?? spec;
+export function loadProtocol(spec: string, options: ProtocolOptions = {}, where: LoadProtocolOptions = {}): SessionProtocol {
+  const from = where.from ?? process.cwd();
+  const builtIns = where.builtIns ?? {};
+  const builtIn = Object.hasOwn(builtIns, spec);
+  const id = builtIn ? builtIns[spec] : spec;
   const isPath = id.startsWith('.') || id.startsWith('/');
   const request = isPath ? path.resolve(from, id) : id;
   let mod: Record<string, unknown>;
@@ -49,12 +62,13 @@ export function loadProtocol(spec: string, options: ProtocolOptions = {}, from =
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'MODULE_NOT_FOUND' && String(e.message).includes(request)) {
-      const hint = BUILT_IN_PROTOCOLS[spec]
+      const hint = builtIn
         ? `its package ${id} is not installed`
         : isPath
           ? `no such file`
           : `install it with \`npm install ${id}\` or give a path`;
-      throw new ProtocolLoadError(`cannot load protocol "${spec}": ${hint} (available: ${installedProtocols(from).join(', ')})`);
+      const available = installedProtocols(builtIns, from);
+      throw new ProtocolLoadError(`cannot load protocol "${spec}": ${hint}${available.length ? ` (available: ${available.join(', ')})` : ''}`);
     }
     throw new ProtocolLoadError(`cannot load protocol "${spec}": loading ${request} failed: ${e.message}`);
   }
@@ -81,7 +95,13 @@ export function loadProtocol(spec: string, options: ProtocolOptions = {}, from =
   return found;
 }
 
-/** Parses `--protocol-opt key=value` values (repeatable) and a JSON config file into one options object. */
+/**
+ * Parses `--protocol-opt key=value` values and a JSON config file into one
+ * options object: the pairs add to the file, and a key given several times
+ * (or an array in the file) has its values joined with newlines.
+ *
+ * @throws ProtocolLoadError when a pair has no `=` or the file is not a JSON object.
+ */
 export function parseProtocolOptions(pairs: readonly string[], configFile?: string): Record<string, string> {
   const out: Record<string, string> = {};
   if (configFile) {

@@ -3,7 +3,10 @@
  * function that makes one from its options); the engine creates one
  * ProtocolSession per replayed client connection.
  *
- * Callback order, per client connection (the engine's ProtocolDriver enforces it):
+ * Callback order, per client connection: the engine calls the hooks in this
+ * order, and the compliance suite (`@tcpcopy/core/compliance`) checks what a
+ * protocol can see of it (createSession first, onConnect before any
+ * target-side hook, onClose exactly once and last):
  *
  *   createSession(ctx)                      once
  *   onClientData(data, info)*               the client's bytes, in order and without gaps, as the
@@ -32,13 +35,15 @@
  * same way, says yes once logged in, and lines the byte counts up with
  * alignServerBytes. A connection it resumes has no captured login: it makes one.
  *
- * The
- * client data passed to onClientData is the engine's own copy: it stays valid
- * and unchanged, so a protocol may emit it or slices of it without copying
- * (it must not modify it). Target data is only valid during the call, and the
- * info and query objects are reused from call to call: read them, do not keep them.
+ * The client data passed to onClientData is the engine's own copy: it stays
+ * valid and unchanged, so a protocol may emit it or slices of it without
+ * copying (it must not modify it). Target data is only valid during the call,
+ * and the info and query objects are reused from call to call: read them, do
+ * not keep them.
+ *
  * A hook that throws ends the protocol's part in that connection only: the
- * error is counted and logged, and the connection continues as raw TCP.
+ * error is counted and logged, no hook of that session is called again
+ * (onClose included), and the connection continues as raw TCP.
  */
 export interface SessionProtocol {
   /** Short name, as given to `--protocol`. */
@@ -46,7 +51,8 @@ export interface SessionProtocol {
   /**
    * Payload bytes of each target reply that intercept must return besides the
    * headers: 0 when the headers are enough (byte counting), larger to parse
-   * responses (at most 65000).
+   * responses (at most {@link MAX_REPLY_PAYLOAD_BYTES}; the compliance suite
+   * checks it).
    */
   readonly replyPayloadBytes: number;
   createSession(ctx: ProtocolContext): ProtocolSession;
@@ -89,9 +95,12 @@ export interface ProtocolContext {
    * have (a login on a resumed connection, an extra authentication step).
    */
   alignServerBytes(onlineServerBytes: number): void;
-  /** Payload bytes of each target reply that intercept returns for this connection from now on (0..65000). */
+  /**
+   * Payload bytes of each target reply that intercept returns for this
+   * connection from now on; clamped to 0..{@link MAX_REPLY_PAYLOAD_BYTES}.
+   */
   setReplyPayloadBytes(bytes: number): void;
-  /** Reports something about this connection (rate-limited by the engine). */
+  /** Reports something about this connection (the engine passes at most 5 per connection, then says it stopped). */
   log(message: string): void;
 }
 
@@ -146,8 +155,8 @@ export interface ProtocolSession {
    */
   onOnlineData?(data: Buffer, info: TargetDataInfo): void;
   /**
-   * The target stayed quiet while the chunk tagged `tag` (-1: the client's
-   * FIN/RST) was held, and the engine let it go anyway (`--gate-idle`).
+   * The target stayed quiet while the chunk tagged `tag` ({@link CLOSE_TAG}:
+   * the client's FIN or RST) was held, and the engine let it go anyway (`--gate-idle`).
    */
   onIdleRelease?(tag: number): void;
   /**
@@ -156,8 +165,9 @@ export interface ProtocolSession {
    */
   onTargetClose?(reset: boolean): void;
   /**
-   * May the chunk emitted with `tag` go now? Asked before its first byte is
-   * sent, again after every target reply until it says yes. Default: once the
+   * May the chunk emitted with `tag` go now ({@link CLOSE_TAG}: the client's
+   * FIN or RST)? Asked before its first byte is sent, again after every target
+   * reply until it says yes (only `true` is a yes). Default: once the
    * target has sent as many bytes as the online server had (the raw rule).
    * If the target stays quiet, the engine's idle fallback releases it anyway.
    */
@@ -179,6 +189,18 @@ export interface ProtocolSession {
   beforeSend?(tag: number, data: Buffer): SendVerdict;
   onClose?(): void;
 }
+
+/**
+ * The tag of the client's FIN or RST in mayRelease and onIdleRelease (a
+ * protocol's own tags are its business; this one is the engine's).
+ */
+export const CLOSE_TAG = -1;
+
+/**
+ * The most payload bytes of each target reply a protocol may ask intercept to
+ * return (SessionProtocol.replyPayloadBytes, ProtocolContext.setReplyPayloadBytes).
+ */
+export const MAX_REPLY_PAYLOAD_BYTES = 65000;
 
 /** beforeSend's answer: send now, hold, drop for good, or send these bytes instead. */
 export type SendVerdict = boolean | 'drop' | Buffer;

@@ -98,7 +98,10 @@ export class EngineStats {
   protocolFaults = 0;
 }
 
-/** What a session needs from its engine. */
+/**
+ * What a session needs from its engine.
+ * @internal
+ */
 export interface EngineContext {
   readonly config: EngineConfig;
   readonly stats: EngineStats;
@@ -116,4 +119,6 @@ export interface EngineContext {
   markAckPending(session: { flushAck(now: number): void }): void;
   sessionFinished(session: object): void;
   warn(message: string): void;
+  /** A protocol's own message about a connection (kept apart from the engine's warnings). */
+  protocolLog(message: string): void;
 }

@@ -18,6 +18,8 @@ export interface ReplayEngineInit {
   clientAddresses?: readonly number[];
   config?: Partial<EngineConfig>;
   warn?: (message: string) => void;
+  /** Where the protocol's own messages go (ProtocolContext.log, already limited per connection). Default: warn. */
+  protocolLog?: (message: string) => void;
   /** The engine's clock in ms (monotonic). */
   now?: () => number;
 }
@@ -47,10 +49,13 @@ function bucketKey(ip: number, port: number): number {
 export class ReplayEngine implements EngineContext {
   readonly config: EngineConfig;
   readonly stats = new EngineStats();
+  /** @internal */
   readonly builder = new PacketBuilder();
+  /** @internal */
   readonly spec = new SegmentSpec();
   readonly sink: PacketSink;
   readonly routes: RouteRegistry;
+  /** @internal */
   readonly wheel: TimerWheel;
   readonly protocol: SessionProtocol;
   readonly now: () => number;
@@ -61,6 +66,7 @@ export class ReplayEngine implements EngineContext {
   private readonly byReply = new Map<number, Session>();
   private readonly pendingAcks = new Set<Session>();
   private readonly warnFn: (message: string) => void;
+  private readonly protocolLogFn: (message: string) => void;
   private readonly clockOrigin: number;
   private sessionCount = 0;
   private pass = 0;
@@ -79,6 +85,7 @@ export class ReplayEngine implements EngineContext {
     this.protocol = init.protocol ?? DEFAULT_PROTOCOL;
     this.clients = new ClientAddressMap(init.clientAddresses ?? []);
     this.warnFn = init.warn ?? (() => undefined);
+    this.protocolLogFn = init.protocolLog ?? this.warnFn;
     this.now = init.now ?? (() => performance.now());
     this.clockOrigin = performance.timeOrigin + performance.now() - this.now();
     this.wheel = new TimerWheel(5, 1024, this.now());
@@ -94,25 +101,34 @@ export class ReplayEngine implements EngineContext {
     this.pass = n;
   }
 
-  // ---- EngineContext -------------------------------------------------------------
+  // ---- EngineContext (what sessions use; internal) ----------------------------------
 
+  /** @internal */
   tsClock(now: number): number {
     return Math.floor(this.clockOrigin + now) >>> 0;
   }
 
+  /** @internal */
   isnClock(now: number): number {
     return Math.floor((this.clockOrigin + now) * 250) >>> 0;
   }
 
+  /** @internal */
   markAckPending(session: Session): void {
     session.ackPending = true;
     this.pendingAcks.add(session);
   }
 
+  /** Reports a problem through the engine's `warn` (ReplayEngineInit.warn, Tokens.Warn). */
   warn(message: string): void {
     this.warnFn(message);
   }
 
+  protocolLog(message: string): void {
+    this.protocolLogFn(message);
+  }
+
+  /** @internal */
   sessionFinished(session: Session): void {
     session.unroute();
     this.unlink(session);

@@ -2,7 +2,8 @@ import { seqAdd, seqDiff, seqGte } from '../decode/seq';
 import { TcpOptions } from '../decode/tcp-options';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpPacket } from '../decode/tcp-packet';
 import type { Route } from '../intercept/route-registry';
-import { CLOSE_TAG, ProtocolDriver } from '../protocol/protocol-driver';
+import { ProtocolDriver } from '../protocol/protocol-driver';
+import { CLOSE_TAG } from '../protocol/session-protocol';
 import { ClientStream } from './client-stream';
 import type { EngineContext } from './engine-context';
 import { chunkSum, OutQueue } from './out-queue';
@@ -194,7 +195,7 @@ export class Session implements WheelEntry {
         this.route.payloadBytes = bytes;
         if (this.routed) this.ctx.routes.add(this.route);
       },
-      log: (message) => ctx.warn(`${ctx.protocol.name} ${this.describe()}: ${message}`),
+      log: (message) => ctx.protocolLog(`${ctx.protocol.name} ${this.describe()}: ${message}`),
       fault: (hook, err) => {
         ctx.stats.protocolFaults++;
         ctx.warn(`protocol ${ctx.protocol.name} failed in ${hook} (connection ${this.describe()}), going on as raw TCP: ${(err as Error)?.message ?? err}`);

@@ -1,0 +1,31 @@
+// @tcpcopy/core's public entry exports what src/index.ts lists, and nothing by accident: a change to
+// this list is a change to the package's API (see the groups in src/index.ts).
+import { expect } from 'chai';
+import * as core from '../src/index';
+
+const PUBLIC_VALUES = [
+  // (a) the protocol contract
+  'byteCountRelease', 'CLOSE_TAG', 'MAX_REPLY_PAYLOAD_BYTES', 'loadProtocol', 'parseProtocolOptions', 'ProtocolLoadError',
+  // (b) replaying in-process
+  'createReplayContainer', 'Tokens', 'ReplayEngine', 'OptionError', 'parseClientAddresses', 'parseTransfers', 'TransferTable',
+  'formatIpv4', 'parseIpv4', 'replayOffline', 'replayLive', 'PcapLiveSource', 'RawSocketLiveSource', 'captureFilter',
+  'RawSocketSink', 'PcapSink', 'InterceptChannelError', 'InterceptClient', 'InterceptConnectError', 'DEFAULT_INTERCEPT_PORT',
+  'InterceptListenError', 'InterceptServer', 'LiveCapture', 'LiveCaptureError',
+  // (c) pcap files and decoding
+  'LinkType', 'linkTypeName', 'PcapFormatError', 'PcapReader', 'PcapWriter', 'ipv4Offset', 'linkHeaderLength',
+  'DECODE_STATUS_TEXT', 'DecodeStatus', 'TCP_ACK', 'TCP_FIN', 'TCP_PSH', 'TCP_RST', 'TCP_SYN', 'TCP_URG', 'TcpPacket',
+  'TcpOptions', 'finishSum', 'foldSum', 'ipv4ChecksumValid', 'pseudoHeaderSum', 'sumBytes', 'tcpChecksum',
+  'tcpChecksumValid', 'writeIpv4Checksum',
+];
+
+describe('@tcpcopy/core public entry', () => {
+  it('exports exactly the chosen values', () => {
+    expect(Object.keys(core).sort()).to.deep.equal([...PUBLIC_VALUES].sort());
+  });
+
+  it('keeps the engine internals out', () => {
+    for (const name of ['Session', 'ProtocolDriver', 'PacketBuilder', 'OutQueue', 'ClientStream', 'BUILT_IN_PROTOCOLS', 'FrameParser']) {
+      expect(core, name).not.to.have.property(name);
+    }
+  });
+});
