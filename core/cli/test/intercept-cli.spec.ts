@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { loudSkip, sh } from './support/process';
 
 const ROOT = path.resolve(__dirname, '../../../..');
 const BIN = path.join(ROOT, 'core/cli/bin/intercept.js');
@@ -26,10 +27,6 @@ function expectOneLineError(r: ReturnType<typeof run>, pattern: RegExp): void {
   expect(r.stderr).not.to.match(/\n\s+at /);
 }
 
-function loudSkip(ctx: Mocha.Context, why: string): void {
-  process.stderr.write(`\n      !!! SKIPPED: ${why} !!!\n`);
-  ctx.skip();
-}
 
 describe('intercept command', () => {
   it('--help explains every option', () => {
@@ -80,10 +77,6 @@ describe('intercept command', () => {
     const procs: ChildProcess[] = [];
     let ready = false;
 
-    function sh(...args: string[]): void {
-      const r = spawnSync(args[0], args.slice(1), { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`${args.join(' ')}: ${r.stderr || r.error}`);
-    }
 
     before(function () {
       if (!isRoot) return loudSkip(this, 'not root: cannot create network namespaces for the capture test');

@@ -22,6 +22,7 @@ import {
   udpPacket,
 } from './support/packets';
 import { startNetnsIntercept, type NetnsIntercept } from './support/netns-intercept';
+import { loudSkip, sh, type Run } from './support/process';
 
 const ROOT = path.resolve(__dirname, '../../../..');
 const BIN = path.join(ROOT, 'core/cli/bin/tcpcopy.js');
@@ -29,12 +30,6 @@ const FIXTURES = path.join(ROOT, 'core/engine/test/fixtures');
 const GOOD = path.join(FIXTURES, 'eth-us.pcap');
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
 
 function run(args: string[]): Run {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
@@ -54,10 +49,6 @@ function expectUserError(r: Run, pattern: RegExp): void {
   expect(r.stdout, context).to.equal('');
 }
 
-function loudSkip(ctx: Mocha.Context, why: string): void {
-  process.stderr.write(`\n      !!! SKIPPED: ${why} !!!\n`);
-  ctx.skip();
-}
 
 /** A TCP port on 127.0.0.1 that nothing listens on (just released by the kernel). */
 async function closedPort(): Promise<number> {
@@ -182,10 +173,6 @@ describe('tcpcopy command', function () {
     let intercept: NetnsIntercept | undefined;
     const live = new Set<ChildProcess>();
 
-    function sh(...argv: string[]): void {
-      const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 10_000 });
-      if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr || r.error}`);
-    }
 
     function killPid(p: ChildProcess | undefined): void {
       if (p?.pid && p.exitCode === null && p.signalCode === null) {

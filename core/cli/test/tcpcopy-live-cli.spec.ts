@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { startNetnsIntercept, type NetnsIntercept } from './support/netns-intercept';
+import { loudSkip, killPid, sh, escapeRegExp as escape, type Run } from './support/process';
 
 const ROOT = path.resolve(__dirname, '../../../..');
 const BIN = path.join(ROOT, 'core/cli/bin/tcpcopy.js');
@@ -23,27 +24,8 @@ const MAC_DST = '02:c6:33:64:00:1e';
 /** One run is bounded by this; a tcpcopy that starts replaying instead of refusing is killed at the end of it. */
 const RUN_TIMEOUT_MS = 15_000;
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
 
-function loudSkip(ctx: Mocha.Context, why: string): void {
-  process.stderr.write(`\n      !!! SKIPPED: ${why} !!!\n`);
-  ctx.skip();
-}
 
-function killPid(p: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
-  if (p?.pid && p.exitCode === null && p.signalCode === null) {
-    try {
-      process.kill(p.pid, signal);
-    } catch {
-      // gone
-    }
-  }
-}
 
 /** Exit code 2, exactly one stderr line "tcpcopy: ..." matching every pattern, nothing on stdout, no stack trace. */
 function expectUserError(r: Run, ...patterns: RegExp[]): void {
@@ -58,7 +40,6 @@ function expectUserError(r: Run, ...patterns: RegExp[]): void {
   expect(r.stdout, context).to.equal('');
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('tcpcopy command, live mode: bad input', function () {
   this.timeout(30_000);
@@ -68,10 +49,6 @@ describe('tcpcopy command, live mode: bad input', function () {
   let intercept: NetnsIntercept | undefined;
   const running = new Set<ChildProcess>();
 
-  function sh(...argv: string[]): void {
-    const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 10_000 });
-    if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr || r.error}`);
-  }
 
   before(async function () {
     if (!isRoot) return loudSkip(this, 'not root: cannot create a network namespace for the live-mode cases');

@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startNetnsIntercept, type NetnsIntercept } from './support/netns-intercept';
 import { clientConnection, ethernet } from './support/packets';
+import { loudSkip, killPid, sh, escapeRegExp as escape, type Run } from './support/process';
 
 const ROOT = path.resolve(__dirname, '../../../..');
 const BIN = path.join(ROOT, 'core/cli/bin/tcpcopy.js');
@@ -19,29 +20,9 @@ const GOOD = path.join(ROOT, 'core/engine/test/fixtures/eth-us.pcap');
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const TARGET = '198.51.100.9';
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-function loudSkip(ctx: Mocha.Context, why: string): void {
-  process.stderr.write(`\n      !!! SKIPPED: ${why} !!!\n`);
-  ctx.skip();
-}
 
-function killPid(p: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
-  if (p?.pid && p.exitCode === null && p.signalCode === null) {
-    try {
-      process.kill(p.pid, signal);
-    } catch {
-      // gone
-    }
-  }
-}
 
 /** Polls `cond` every 20 ms until it holds; throws with `what` (and `detail()`) after `ms`. */
 async function waitFor(what: string, ms: number, cond: () => boolean, detail: () => string = () => ''): Promise<void> {
@@ -107,10 +88,6 @@ describe('tcpcopy command, offline', function () {
     const intercepts: NetnsIntercept[] = [];
     const running = new Set<ChildProcess>();
 
-    function sh(...argv: string[]): void {
-      const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 10_000 });
-      if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr || r.error}`);
-    }
 
     before(function () {
       if (!isRoot) return loudSkip(this, 'not root: cannot create a network namespace or send raw packets');
