@@ -7,6 +7,7 @@ import { CLOSE_TAG } from '../protocol/session-protocol';
 import { ClientStream } from './client-stream';
 import type { EngineContext } from './engine-context';
 import { chunkSum, OutQueue } from './out-queue';
+import { ReleaseControl } from './release-control';
 import { RtoEstimator } from './rto-estimator';
 import type { WheelEntry } from './timer-wheel';
 
@@ -34,8 +35,6 @@ const QUIET_MS = 100;
 const scratchOptions = new TcpOptions();
 /** Reused for every onClientData call (protocols must not keep it). */
 const clientInfo = { onlineServerBytes: 0 };
-/** Reused for every release question (protocols must not keep it). */
-const releaseQuery = { onlineServerBytes: 0, targetServerBytes: 0 };
 
 /**
  * One emulated client connection, in three stages:
@@ -75,6 +74,8 @@ export class Session implements WheelEntry {
   private hasRst = false;
   private rstServerBytes = 0;
   private readonly driver: ProtocolDriver;
+  /** When held client data may go (the protocol's yes, or the idle release). */
+  private readonly release: ReleaseControl;
 
   /** Next sequence number of the online server's bytes to this client, once known. */
   private onlineNext = 0;
@@ -106,8 +107,6 @@ export class Session implements WheelEntry {
   private rcvNxt = 0;
   /** Bytes received from the target on all connections, its FINs counted as one (like the client's ACKs). */
   private targetBytes = 0;
-  /** Added to targetBytes when comparing with online byte counts (after idle fallbacks). */
-  private gateAdjust = 0;
   private targetFin = false;
   /** The target reset the connection; the client side may still have more to say. */
   private targetReset = false;
@@ -140,14 +139,10 @@ export class Session implements WheelEntry {
   private rtoAt = Infinity;
   /** The SYN was sent again: its SYN-ACK gives no RTT sample (Karn's rule). */
   private synRetransmitted = false;
-  private gateAt = Infinity;
   /** When a hole in the captured stream is given up on (a packet the capture lost). */
   private gapAt = Infinity;
-  private gateWaiting = false;
   /** The protocol's beforeSend holds the next chunk back (until a target reply changes its mind). */
   private sendHeld = false;
-  /** The idle fallback let the client's FIN/RST go although the protocol still held it. */
-  private closeForced = false;
   private lingerAt = Infinity;
   private finWaitAt = Infinity;
   private lastReplyAt: number;
@@ -189,7 +184,7 @@ export class Session implements WheelEntry {
       emit: (data, tag) => this.emitOut(data, tag),
       emitNext: (data, tag) => this.emitNextOut(data, tag),
       alignServerBytes: (onlineServerBytes) => {
-        this.gateAdjust = onlineServerBytes - this.targetBytes;
+        this.release.align(onlineServerBytes, this.targetBytes);
       },
       setReplyPayloadBytes: (bytes) => {
         this.route.payloadBytes = bytes;
@@ -201,6 +196,7 @@ export class Session implements WheelEntry {
         ctx.warn(`protocol ${ctx.protocol.name} failed in ${hook} (connection ${this.describe()}), going on as raw TCP: ${(err as Error)?.message ?? err}`);
       },
     });
+    this.release = new ReleaseControl(this.driver, ctx.config);
   }
 
   describe(): string {
@@ -504,15 +500,8 @@ export class Session implements WheelEntry {
 
   /** Asks the protocol whether data labelled `tag` may go; arms the idle fallback when not. */
   private released(tag: number, serverBytes: number, now: number): boolean {
-    if (this.ctx.config.noWait) return true;
-    releaseQuery.onlineServerBytes = serverBytes;
-    releaseQuery.targetServerBytes = this.targetBytes + this.gateAdjust;
-    if (this.driver.mayRelease(tag, releaseQuery)) return true;
-    if (!this.gateWaiting) {
-      this.gateWaiting = true;
-      this.gateAt = now + this.ctx.config.gateIdleMs;
-      this.rearm();
-    }
+    if (this.release.allows(tag, serverBytes, this.targetBytes)) return true;
+    if (this.release.hold(now)) this.rearm();
     return false;
   }
 
@@ -571,7 +560,7 @@ export class Session implements WheelEntry {
         }
       }
       const end = this.sndNxt + len;
-      const withFin = end === this.out.endPos && this.finDelivered && this.releasedQuietly(CLOSE_TAG, this.finServerBytes);
+      const withFin = end === this.out.endPos && this.finDelivered && this.release.allows(CLOSE_TAG, this.finServerBytes, this.targetBytes);
       this.sendData(this.sndNxt, len, withFin, now);
       this.timer.sent(end, now);
       this.sndNxt = end;
@@ -579,31 +568,22 @@ export class Session implements WheelEntry {
       sent = true;
     }
     if (this.sndNxt === this.out.endPos && !this.finSent) {
-      if (this.finDelivered && (this.closeForced || this.released(CLOSE_TAG, this.finServerBytes, now))) {
+      if (this.finDelivered && (this.release.closeForced || this.released(CLOSE_TAG, this.finServerBytes, now))) {
         this.sendControl(TCP_FIN | TCP_ACK, this.sndNxt, now);
         this.markFinSent();
         sent = true;
-      } else if (this.hasRst && !this.finDelivered && (this.closeForced || this.released(CLOSE_TAG, this.rstServerBytes, now))) {
+      } else if (this.hasRst && !this.finDelivered && (this.release.closeForced || this.released(CLOSE_TAG, this.rstServerBytes, now))) {
         this.sendControl(TCP_RST | TCP_ACK, this.sndNxt, now);
         this.finish(now, true);
         return;
       }
     }
     if (sent) {
-      this.gateWaiting = false;
-      this.gateAt = Infinity;
+      this.release.sent();
       this.lastActivityAt = now;
       if (this.rtoAt === Infinity) this.rtoAt = now + this.timer.rto;
       this.rearm();
     }
-  }
-
-  /** As released(), without arming the fallback: for a FIN that may ride on the last data segment. */
-  private releasedQuietly(tag: number, serverBytes: number): boolean {
-    if (this.ctx.config.noWait) return true;
-    releaseQuery.onlineServerBytes = serverBytes;
-    releaseQuery.targetServerBytes = this.targetBytes + this.gateAdjust;
-    return this.driver.mayRelease(tag, releaseQuery);
   }
 
   private markFinSent(): void {
@@ -845,7 +825,8 @@ export class Session implements WheelEntry {
     this.driver.close();
     this.captured.clear();
     this.out.clear();
-    this.rtoAt = this.gateAt = this.gapAt = this.ackAt = this.probeAt = this.finWaitAt = Infinity;
+    this.release.idleAt = Infinity;
+    this.rtoAt = this.gapAt = this.ackAt = this.probeAt = this.finWaitAt = Infinity;
     this.lingerAt = now + this.ctx.config.lingerMs;
     this.rearm();
   }
@@ -879,12 +860,12 @@ export class Session implements WheelEntry {
   // ---- timers ----------------------------------------------------------------------
 
   private waitingForTarget(): boolean {
-    return this.state === SessionState.SYN_SENT || this.sndUna !== this.sndNxt || this.gateWaiting || this.sendHeld;
+    return this.state === SessionState.SYN_SENT || this.sndUna !== this.sndNxt || this.release.waiting || this.sendHeld;
   }
 
   private rearm(): void {
     const cfg = this.ctx.config;
-    let d = Math.min(this.rtoAt, this.gateAt, this.gapAt, this.ackAt, this.probeAt, this.lingerAt, this.finWaitAt);
+    let d = Math.min(this.rtoAt, this.release.idleAt, this.gapAt, this.ackAt, this.probeAt, this.lingerAt, this.finWaitAt);
     if (this.state !== SessionState.DONE) {
       d = Math.min(
         d,
@@ -956,9 +937,9 @@ export class Session implements WheelEntry {
         this.rtoAt = now + this.timer.rto;
       }
     }
-    if (now >= this.gateAt) {
-      this.gateAt = Infinity;
-      if (this.gateWaiting) this.idleRelease(now);
+    if (now >= this.release.idleAt) {
+      this.release.idleAt = Infinity;
+      if (this.release.waiting) this.idleRelease(now);
     }
     if (now >= this.gapAt) this.skipGap(now);
     this.rearm();
@@ -969,18 +950,15 @@ export class Session implements WheelEntry {
     const cfg = this.ctx.config;
     const quietSince = Math.max(this.lastReplyAt, this.lastActivityAt);
     if (this.sndUna !== this.sndNxt || now - quietSince < cfg.gateIdleMs) {
-      this.gateAt = Math.max(now + 1, quietSince + cfg.gateIdleMs);
+      this.release.idleAt = Math.max(now + 1, quietSince + cfg.gateIdleMs);
       return;
     }
-    const have = this.targetBytes + this.gateAdjust;
     const c = this.out.chunkAt(this.sndNxt);
-    const need = c ? c.serverBytes : this.finDelivered ? this.finServerBytes : this.rstServerBytes;
-    if (need > have) this.gateAdjust += need - have;
+    this.release.released(c ? c.serverBytes : this.finDelivered ? this.finServerBytes : this.rstServerBytes, this.targetBytes);
     if (c) c.released = true;
-    else this.closeForced = true;
+    else this.release.closeForced = true;
     this.driver.idleRelease(c ? c.tag : CLOSE_TAG);
     this.ctx.stats.gateFallbacks++;
-    this.gateWaiting = false;
     this.pump(now);
   }
 }
