@@ -159,6 +159,7 @@ const report = (tag, got) => process.stdout.write(tag + ' ' + Buffer.concat(got)
 const server = net.createServer((sock) => {
   const got = [];
   open.set(sock, got);
+  process.stdout.write('ACCEPT\\n');
   let pending = Buffer.alloc(0);
   sock.on('data', (d) => {
     got.push(d);
@@ -207,7 +208,11 @@ describe('tcpcopy --protocol mysql on a corrupt capture (real CLI, intercept and
       run = await runTcpcopy(topo, ['-i', pcap, '-x', `${PORT}-${TARGET}:${PORT}`, '-s', ASSISTANT, '-c', '203.0.113.x',
         '--protocol', 'mysql', '--mysql-user', `app:${PASSWORD}`, '--tail-timeout', '10'], 60_000);
     } finally {
-      await sleep(300); // the RSTs of sessions closed at the end reach the target
+      // tcpcopy has ended and reset what it left open. A connection's close comes after all its bytes, so once the
+      // target has seen every connection it accepted close, it has everything that was sent (at most 10 s; what is
+      // still open then is reported at SIGTERM).
+      const lines = (re: RegExp) => (target.stdout().match(re) ?? []).length;
+      for (const end = Date.now() + 10_000; lines(/^CONN /gm) < lines(/^ACCEPT$/gm) && Date.now() < end; ) await sleep(20);
       await intercept.stop();
       await target.stop('SIGTERM', 5000);
     }

@@ -202,20 +202,22 @@ describe('intercept command', () => {
       await until('tcpcopy script to register its route', () => tc.out.includes('ready') || tc.proc.exitCode !== null);
       expect(tc.out, tc.err.join('')).to.include('ready');
 
-      // 40000 is registered; 40001 is not and must reach nobody.
-      const sender = start(nsT, [process.execPath, '-e', senderScript, '40000', '40001']);
+      // 40000 is registered; 40001 is not and must reach nobody. A second reply to 40000, sent after it, is the
+      // barrier: the intercept captures and handles the packets in the order sent, and its channel keeps that
+      // order, so once the tcpcopy has the second one, anything done with the reply to 40001 has come before it.
+      const sender = start(nsT, [process.execPath, '-e', senderScript, '40000', '40001', '40000']);
       await new Promise((r) => sender.proc.once('exit', r));
       expect(sender.proc.exitCode, sender.err.join('')).to.equal(0);
       const sent = Buffer.from(sender.out[0], 'hex');
 
-      await until('the reply at the tcpcopy', () => tc.out.some((l) => l.startsWith('{')));
-      await new Promise((r) => setTimeout(r, 500)); // anything else would have arrived by now
+      await until('the two replies to 40000 at the tcpcopy', () => tc.out.filter((l) => l.startsWith('{')).length >= 2);
       const replies = tc.out.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-      expect(replies, JSON.stringify(replies)).to.have.length(1);
+      expect(replies, JSON.stringify(replies)).to.have.length(2);
       // IP header (20) + TCP header with options (32) + the 5 payload bytes asked for.
       expect(replies[0].record).to.equal(sent.subarray(0, 57).toString('hex'));
       expect(replies[0].payloadLength).to.equal(11);
       expect(replies[0].data).to.equal('hello');
+      expect(replies[1], 'the barrier: the same reply to 40000 again').to.deep.equal(replies[0]);
 
       ic.proc.kill('SIGTERM');
       const code = await new Promise((r) => ic.proc.once('exit', (c) => r(c)));

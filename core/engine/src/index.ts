@@ -59,6 +59,11 @@ export {
 } from './rewrite/address-map';
 export { formatIpv4, parseIpv4 } from './decode/ip-address';
 
+// A whole replay in one call: the options as tcpcopy's command line has them, the counters back.
+export { replay } from './replay/replay';
+export { ReplayError, type ReplayErrorCode } from './replay/replay-error';
+export type { ReplayEnd, ReplayOptions, ReplayReadyInfo, ReplaySummary } from './replay/replay-options';
+
 // Driving the engine: from a pcap file, or from a live capture.
 export { replayOffline, type OfflineReplayOptions, type OfflineReplayResult } from './replay/offline-replay';
 export { replayLive, type LiveReplay, type LiveReplayEnd, type LiveReplayOptions } from './replay/live-replay';
@@ -101,26 +106,19 @@ export {
 } from './intercept/intercept-server';
 export {
   LiveCapture,
-  LiveCaptureError,
   type DeviceCaptureStats,
-  type LiveCaptureErrorCode,
   type LiveCaptureOptions,
   type LiveCaptureStats,
   type PacketHandler,
 } from './capture/live-capture';
+export { LiveCaptureError, type LiveCaptureErrorCode } from './capture/cap-addon';
 
 // ---- (c) Pcap files and packet decoding, for tools.
 
-export {
-  LinkType,
-  linkTypeName,
-  PcapFormatError,
-  PcapReader,
-  PcapWriter,
-  type PcapReaderOptions,
-  type PcapRecord,
-  type PcapWriterOptions,
-} from './capture/pcap-file';
+export { LinkType, linkTypeName } from './decode/link-type';
+export { PcapFormatError, type PcapRecord } from './capture/pcap-format';
+export { PcapReader, type PcapReaderOptions } from './capture/pcap-reader';
+export { PcapWriter, type PcapWriterOptions } from './capture/pcap-writer';
 export { ipv4Offset, linkHeaderLength } from './decode/link';
 export {
   DECODE_STATUS_TEXT,

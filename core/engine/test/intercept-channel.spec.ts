@@ -14,9 +14,14 @@ import {
   writeFrameHeader,
   writeRouteAddBody,
 } from '../src/intercept/channel-messages';
-import { InterceptClient, InterceptConnectError, parseInterceptAddresses, routeToString } from '../src/intercept/intercept-client';
-import { HoldQueue, InterceptServer, RouteTable } from '../src/intercept/intercept-server';
-import type { Route } from '../src/intercept/route-registry';
+import { channelOfRoute } from '../src/intercept/flow-hash';
+import { HandshakeSniff } from '../src/intercept/handshake-sniff';
+import { HoldQueue } from '../src/intercept/hold-queue';
+import { parseInterceptAddresses } from '../src/intercept/intercept-address';
+import { InterceptClient, InterceptConnectError } from '../src/intercept/intercept-client';
+import { InterceptServer } from '../src/intercept/intercept-server';
+import { routeText, type Route } from '../src/intercept/route-registry';
+import { RouteTable } from '../src/intercept/route-table';
 import { buildPacket, synAckOptions } from '../src/compliance/packets';
 
 const LOOPBACK = '127.0.0.1';
@@ -266,6 +271,37 @@ describe('intercept channel', () => {
     });
   });
 
+  describe('what both ends share', () => {
+    it('keeps each route on the channel it always had', () => {
+      const ip = parseIpv4('203.0.113.7');
+      const channels = Array.from({ length: 16 }, (_, i) => channelOfRoute(ip, 40000 + i, 4));
+      expect(channels).to.deep.equal([0, 1, 1, 0, 1, 1, 0, 1, 0, 1, 2, 2, 1, 2, 1, 0]);
+      expect(channelOfRoute(ip, 40000, 1)).to.equal(0);
+    });
+
+    it('formats a route the same way on both ends', () => {
+      expect(routeText(route('203.0.113.7', 40000))).to.equal(`203.0.113.7:40000 ← ${TARGET}:80`);
+    });
+
+    it('sniffs the handshake: our magic, byte by byte, or an ERROR where allowed', () => {
+      const hello = encodeHello('t');
+      const sniff = new HandshakeSniff(MessageType.HELLO);
+      for (let i = 0; i < 8; i++) expect(sniff.check(hello.subarray(i, i + 1)), `byte ${i}`).to.equal(true);
+      expect(sniff.done).to.equal(true);
+      sniff.reset();
+      expect(sniff.check(Buffer.from('GET / HTTP/1.1\r\n'))).to.equal(false);
+      sniff.reset();
+      const wrongMagic = Buffer.from(hello);
+      wrongMagic.writeUInt32BE(0x12345678, 4);
+      expect(sniff.check(wrongMagic.subarray(0, 5)), 'magic not complete yet').to.equal(true);
+      expect(sniff.check(wrongMagic.subarray(5))).to.equal(false);
+      const ack = new HandshakeSniff(MessageType.HELLO_ACK, MessageType.ERROR);
+      expect(ack.check(hello)).to.equal(false);
+      ack.reset();
+      expect(ack.check(frame(MessageType.ERROR, Buffer.from('\u0000\u0003down')))).to.equal(true);
+    });
+  });
+
   describe('client and server on loopback', () => {
     let server: InterceptServer;
     let port: number;
@@ -287,6 +323,23 @@ describe('intercept channel', () => {
       const r = recordingClient(port, extra);
       clients.push(r.client);
       return r;
+    }
+
+    /**
+     * The barrier for "nothing more arrives": every reply the intercept has sent (its `routed` count, raised
+     * as it queues a reply for a tcpcopy) has reached one of the clients recorded in `gots`. After it, no
+     * reply is on its way, so a client that has not got something will not get it later.
+     */
+    async function allDelivered(...gots: Got[][]): Promise<void> {
+      await until('every reply the intercept sent to arrive', () => gots.reduce((n, g) => n + g.length, 0) >= server.stats().routed);
+    }
+
+    /** Another route of `like`'s client address that `client` sends on the same channel (one ordered connection). */
+    function routeOnSameChannel(client: InterceptClient, like: Route): Route {
+      for (let port = like.clientPort + 1; ; port++) {
+        const r = { ...like, clientPort: port };
+        if (client.channelOf(r) === client.channelOf(like)) return r;
+      }
     }
 
     it('exchanges HELLO and learns the intercept', async () => {
@@ -318,7 +371,8 @@ describe('intercept channel', () => {
       server.dispatch(framed, 14, pa.length);
       server.dispatch(pb, 0, pb.length);
       await until('replies', () => a.got.length === 1 && b.got.length === 1);
-      await tick();
+      await allDelivered(a.got, b.got);
+      expect(server.stats().routed).to.equal(2);
       expect(a.got).to.have.length(1);
       expect(b.got).to.have.length(1);
       // a asked for 5 payload bytes: headers (20 + 32) and "hello"; the real length is still 11.
@@ -334,7 +388,7 @@ describe('intercept channel', () => {
       a.client.remove(ra);
       await until('route removed', () => server.stats().routes === 1);
       server.dispatch(pa, 0, pa.length);
-      await tick(50);
+      await allDelivered(a.got, b.got);
       expect(a.got).to.have.length(1);
       expect(b.got).to.have.length(1);
       expect(server.stats().holding).to.equal(1);
@@ -354,8 +408,12 @@ describe('intercept channel', () => {
       a.client.add(r);
       await until('route', () => server.stats().routes === 1);
       b.client.remove(r);
-      await tick(50);
-      expect(server.stats().routes).to.equal(1);
+      // A ROUTE_ADD that b sends after it on the same connection is the barrier: once the intercept has
+      // registered it, it has read the ROUTE_DEL.
+      b.client.add(routeOnSameChannel(b.client, r));
+      await until('b\'s ROUTE_ADD after its ROUTE_DEL', () => server.stats().routesAdded === 2);
+      expect(server.stats().routesRemoved).to.equal(0);
+      expect(server.stats().routes).to.equal(2);
     });
 
     it('holds a reply that beats its route and delivers it once when the route arrives', async () => {
@@ -367,7 +425,7 @@ describe('intercept channel', () => {
       expect(server.stats().holding).to.equal(1);
       client.add(r);
       await until('held reply', () => got.length === 1);
-      await tick(50);
+      await allDelivered(got);
       expect(got).to.have.length(1);
       expect(got[0].record.equals(synAck)).to.equal(true);
       const s = server.stats();
@@ -376,8 +434,10 @@ describe('intercept channel', () => {
       expect(s.holding).to.equal(0);
       // A second ROUTE_ADD for the same connection does not deliver it again.
       client.add(r);
-      await tick(50);
+      await until('the second ROUTE_ADD', () => server.stats().routesAdded === 2);
+      await allDelivered(got);
       expect(got).to.have.length(1);
+      expect(server.stats().routed).to.equal(1);
     });
 
     it('drops held replies that expired before their route came', async () => {
@@ -389,7 +449,7 @@ describe('intercept channel', () => {
       await until('expiry', () => server.stats().unmatched === 1, 2000);
       client.add(r);
       await until('route', () => server.stats().routes === 1);
-      await tick(50);
+      await allDelivered(got);
       expect(got).to.have.length(0);
       expect(server.stats().holding).to.equal(0);
     });
@@ -432,7 +492,7 @@ describe('intercept channel', () => {
       await until('route', () => server.stats().routes === 1);
       const p = reply(r);
       server.dispatch(p, 0, p.length);
-      await tick(50);
+      await allDelivered(got);
       expect(got).to.have.length(0);
       expect(server.stats().passed).to.equal(1);
       expect(server.stats().holding).to.equal(0);
@@ -611,7 +671,7 @@ describe('intercept channel', () => {
       // …and it is the connection that said HELLO as that channel.
       const adds = routeLog('add');
       expect(adds).to.have.length(64);
-      for (const [text, ch] of adds) expect(ch, text).to.equal(client.channelOf(routes.find((r) => routeToString(r) === text)!));
+      for (const [text, ch] of adds) expect(ch, text).to.equal(client.channelOf(routes.find((r) => routeText(r) === text)!));
 
       // Replies come back on the owning connection; the client takes them from any of them.
       routes.forEach((r, i) => {
@@ -627,7 +687,7 @@ describe('intercept channel', () => {
       for (const r of routes) client.remove(r);
       await until('routes removed', () => server.stats().routes === 0);
       expect(server.stats().routesRemoved).to.equal(64);
-      for (const [text, ch] of routeLog('del')) expect(ch, text).to.equal(client.channelOf(routes.find((r) => routeToString(r) === text)!));
+      for (const [text, ch] of routeLog('del')) expect(ch, text).to.equal(client.channelOf(routes.find((r) => routeText(r) === text)!));
 
       // Replies sent per connection, from intercept's disconnect lines.
       await client.close();
@@ -706,8 +766,8 @@ describe('intercept channel', () => {
       await until('recovery reported', () => errors.length === 2);
       expect(errors[1]).to.match(new RegExp(`^reconnected to intercept at ${LOOPBACK}:${port} after \\d+\\.\\d s: ` +
         '19 route\\(s\\) registered again, 5 queued route\\(s\\) sent; replies flow again$'));
-      for (const r of [...before.slice(0, 11), gone]) expect(owner(r), routeToString(r)).to.equal(-1);
-      for (const r of [...before.slice(11), ...queued]) expect(owner(r), routeToString(r)).to.be.at.least(0);
+      for (const r of [...before.slice(0, 11), gone]) expect(owner(r), routeText(r)).to.equal(-1);
+      for (const r of [...before.slice(11), ...queued]) expect(owner(r), routeText(r)).to.be.at.least(0);
       expect(server.routes.wantOf(server.routes.find(before[11].clientIp, before[11].clientPort, before[11].targetIp, 80)))
         .to.equal(11 % 3);
       expect(client.stats()).to.include({
@@ -715,7 +775,7 @@ describe('intercept channel', () => {
       });
       // On each channel, the routes it had come before the queued ones.
       const adds = routeLog('add');
-      const queuedText = new Set(queued.map(routeToString));
+      const queuedText = new Set(queued.map(routeText));
       for (let c = 0; c < N; c++) {
         const order = adds.filter(([, ch]) => ch === c).map(([t]) => queuedText.has(t));
         expect(order.indexOf(true) === -1 || order.lastIndexOf(false) < order.indexOf(true), `channel ${c}`).to.equal(true);

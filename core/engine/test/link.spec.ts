@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import * as path from 'path';
-import { LinkType, PcapReader } from '../src/capture/pcap-file';
-import { ipv4Offset, linkHeaderLength, linkTypeName, writeEthernetHeader } from '../src/decode/link';
+import { PcapReader } from '../src/capture/pcap-reader';
+import { ipv4Offset, linkHeaderLength, writeEthernetHeader } from '../src/decode/link';
+import { LinkType, linkTypeName } from '../src/decode/link-type';
 
 const FIXTURES = path.resolve(__dirname, '../../test/fixtures');
 

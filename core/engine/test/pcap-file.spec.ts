@@ -3,7 +3,10 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { LinkType, PcapFormatError, PcapReader, PcapRecord, PcapWriter, linkTypeName } from '../src/capture/pcap-file';
+import { PcapFormatError, PcapRecord } from '../src/capture/pcap-format';
+import { PcapReader } from '../src/capture/pcap-reader';
+import { PcapWriter } from '../src/capture/pcap-writer';
+import { LinkType, linkTypeName } from '../src/decode/link-type';
 
 const FIXTURES = path.resolve(__dirname, '../../test/fixtures'); // dist/test → test/fixtures
 const fixture = (name: string) => path.join(FIXTURES, name);

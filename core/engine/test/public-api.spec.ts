@@ -8,7 +8,7 @@ const PUBLIC_VALUES = [
   'byteCountRelease', 'CLOSE_TAG', 'MAX_REPLY_PAYLOAD_BYTES', 'loadProtocol', 'parseProtocolOptions', 'ProtocolLoadError',
   // (b) replaying in-process
   'createReplayContainer', 'Tokens', 'ReplayEngine', 'OptionError', 'parseClientAddresses', 'parseTransfers', 'TransferTable',
-  'formatIpv4', 'parseIpv4', 'replayOffline', 'replayLive', 'PcapLiveSource', 'RawSocketLiveSource', 'captureFilter',
+  'formatIpv4', 'parseIpv4', 'replay', 'ReplayError', 'replayOffline', 'replayLive', 'PcapLiveSource', 'RawSocketLiveSource', 'captureFilter',
   'RawSocketSink', 'PcapSink', 'InterceptChannelError', 'InterceptClient', 'InterceptConnectError', 'DEFAULT_INTERCEPT_PORT',
   'InterceptListenError', 'InterceptServer', 'LiveCapture', 'LiveCaptureError',
   // (c) pcap files and decoding

@@ -1,48 +1,32 @@
 /**
- * Replays a pcap file to a target from inside a program, with the library's
- * parts assembled in a tsyringe container: the same engine the tcpcopy
- * command uses, with a protocol of our choice and our own way of reporting.
+ * Replays a pcap file to a target from inside a program, in one call: replay() from @tcpcopy/core
+ * opens the file and the raw socket, connects to intercept, runs the same engine the tcpcopy
+ * command uses (with the protocol module we give it) and resolves with the counters.
  *
  *   node dist/src/replay-pcap.js FILE ONLINE_PORT TARGET_IP:PORT INTERCEPT_IP FAKE_CLIENT_IP
  *
  * Needs root (raw socket) and an intercept on INTERCEPT_IP, like tcpcopy.
+ *
+ * A program that swaps a part replay() does not take as an option still has the parts: register
+ * them in createReplayContainer() under Tokens, resolve Tokens.ReplayEngine and drive it with
+ * replayOffline or replayLive (docs/architecture.md).
  */
-import {
-  InterceptClient,
-  RawSocketSink,
-  Tokens,
-  TransferTable,
-  createReplayContainer,
-  parseIpv4,
-  parseTransfers,
-  replayOffline,
-  type ReplayEngine,
-} from '@tcpcopy/core';
+import { replay, ReplayError, type ReplaySummary } from '@tcpcopy/core';
 import { rawProtocol } from '@tcpcopy/protocol-raw';
 
-export async function replayPcap(file: string, onlinePort: number, target: string, intercept: string, fakeClient: string) {
-  const sink = new RawSocketSink((m) => console.error(m));
-  let engine: ReplayEngine | undefined;
-  const channel = new InterceptClient({
-    servers: intercept,
-    onReply: (pkt, length, data) => engine?.handleReply(pkt, length, data),
-    onBatch: () => engine?.flush(),
+export function replayPcap(file: string, onlinePort: number, target: string, intercept: string, fakeClient: string,
+  signal?: AbortSignal): Promise<ReplaySummary> {
+  return replay({
+    file,
+    transfers: `${onlinePort}-${target}`,
+    intercepts: intercept,
+    clientAddresses: fakeClient,
+    protocol: rawProtocol,
+    speed: 10,
+    tailTimeoutMs: 10_000,
+    warn: (m) => console.error(m),
+    signal,
   });
-  await channel.connect();
-  const parts = createReplayContainer();
-  parts.registerInstance(Tokens.PacketSink, sink);
-  parts.registerInstance(Tokens.RouteRegistry, channel);
-  parts.registerInstance(Tokens.TransferTable, new TransferTable(parseTransfers(`${onlinePort}-${target}`)));
-  parts.registerInstance(Tokens.SessionProtocol, rawProtocol);
-  parts.registerInstance(Tokens.ClientAddresses, [parseIpv4(fakeClient)]);
-  engine = parts.resolve(Tokens.ReplayEngine);
-  try {
-    const result = await replayOffline(engine, { file, speed: 10, tailTimeoutMs: 10_000 });
-    return { packets: result.capture.tcpPackets, ...engine.stats };
-  } finally {
-    await channel.close();
-    sink.close();
-  }
 }
 
 if (require.main === module) {
@@ -51,14 +35,17 @@ if (require.main === module) {
     console.error('usage: replay-pcap FILE ONLINE_PORT TARGET_IP:PORT INTERCEPT_IP FAKE_CLIENT_IP');
     process.exit(2);
   }
-  replayPcap(file, Number(port), target, intercept, fake).then(
-    (stats) => {
-      console.log(`replayed ${stats.sessionsCreated} connections (${stats.sessionsCompleted} closed cleanly), ${stats.packetsSent} packets sent`);
-      process.exit(0);
+  const stop = new AbortController();
+  process.once('SIGINT', () => stop.abort());
+  replayPcap(file, Number(port), target, intercept, fake, stop.signal).then(
+    ({ engine, end }) => {
+      console.log(`replayed ${engine.sessionsCreated} connections (${engine.sessionsCompleted} closed cleanly), ${engine.packetsSent} packets sent`);
+      process.exit(end === 'finished' ? 0 : 1);
     },
     (err: Error) => {
-      console.error(`replay-pcap: ${err.message}`);
-      process.exit(1);
+      // ReplayError: bad input or no permission (err.code says which); anything else is a bug.
+      console.error(`replay-pcap: ${err instanceof ReplayError ? err.message : err.stack}`);
+      process.exit(err instanceof ReplayError ? 2 : 1);
     },
   );
 }

@@ -1,34 +1,12 @@
-// A fake ProtocolContext and helpers that drive a ProtocolSession the way the engine's driver does.
-import type { ProtocolContext, ProtocolOptions, ProtocolSession, ReleaseQuery } from '@tcpcopy/core';
+// Helpers that drive a ProtocolSession the way the engine's driver does, on the compliance kit's fake context.
+import type { ProtocolOptions, ProtocolSession, ReleaseQuery } from '@tcpcopy/core';
+import { FakeProtocolContext } from '@tcpcopy/core/compliance';
 import { createProtocol } from '../src';
 
-export interface Emitted {
-  data: Buffer;
-  tag: number;
-}
-
-export class FakeContext implements ProtocolContext {
-  readonly clientIp = 0xc633640a;
-  readonly clientPort = 40000;
-  readonly targetIp = 0xc633641e;
-  readonly targetPort = 6379;
-  readonly emitted: Emitted[] = [];
-  readonly logs: string[] = [];
-  constructor(readonly sawHandshake = true) {}
-  emit(data: Buffer, tag = 0): void {
-    this.emitted.push({ data, tag });
-  }
-  emitNext(data: Buffer, tag = 0): void {
-    this.emitted.push({ data, tag });
-  }
-  alignServerBytes(): void {}
-  setReplyPayloadBytes(): void {}
-  log(message: string): void {
-    this.logs.push(message);
-  }
-  /** Everything emitted so far, joined. */
-  bytes(): Buffer {
-    return Buffer.concat(this.emitted.map((e) => e.data));
+/** The kit's fake context, addressed as a Redis connection (198.51.100.10:40000 → 198.51.100.30:6379). */
+export class FakeContext extends FakeProtocolContext {
+  constructor(sawHandshake = true) {
+    super({ clientIp: '198.51.100.10', clientPort: 40000, targetIp: '198.51.100.30', targetPort: 6379, sawHandshake });
   }
 }
 
@@ -61,7 +39,12 @@ export function rig(options: ProtocolOptions = {}, sawHandshake = true): Rig {
     may(tag, onlineServerBytes = 0, targetServerBytes = 0) {
       query.onlineServerBytes = onlineServerBytes;
       query.targetServerBytes = targetServerBytes;
-      return s.mayRelease!(tag, query);
+      ctx.asking = true;
+      try {
+        return s.mayRelease!(tag, query);
+      } finally {
+        ctx.asking = false;
+      }
     },
   };
 }

@@ -2,7 +2,8 @@ import type { ProtocolOptions, SessionProtocol } from '@tcpcopy/core';
 import { HttpSession } from './http-session';
 import { parseOptions } from './options';
 
-export { CONTINUE_TAG_BASE, HttpSession, RAW_TAG } from './http-session';
+export { HttpSession } from './http-session';
+export { CONTINUE_TAG_BASE, RAW_TAG } from './request-tags';
 export { DEFAULT_REPLY_BYTES, HttpOptionError, parseOptions, type HttpRules } from './options';
 export { ChunkedDecoder } from './chunked';
 

@@ -1,4 +1,5 @@
-import { CLOSE_TAG, type ProtocolContext, type ProtocolSession } from '@tcpcopy/core';
+import { CLOSE_TAG, type ProtocolSession } from '@tcpcopy/core';
+import { FakeProtocolContext } from '@tcpcopy/core/compliance';
 import { HTTPParser } from 'http-parser-js';
 import { createProtocol } from '../src';
 
@@ -12,40 +13,46 @@ export interface Emitted {
 
 export const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
-/** A session of createProtocol(options) with a fake context that records emits and logs, and tracks byte counts. */
+/** A session of createProtocol(options) on the compliance kit's fake context, which records emits and logs; tracks byte counts. */
 export class Driver {
-  readonly emits: Emitted[] = [];
-  readonly logs: string[] = [];
+  readonly ctx: FakeProtocolContext;
+  readonly logs: string[];
   readonly s: ProtocolSession;
   /** Target payload given to onTargetData, plus target FINs. */
   targetBytes = 0;
   /** What the engine's idle fallback added to targetBytes in release questions. */
   gateAdjust = 0;
-  private call = -1;
   private calls = 0;
+  private readonly seen: Emitted[] = [];
 
   constructor(options: Record<string, string> = {}, opts: { sawHandshake?: boolean } = {}) {
-    const ctx: ProtocolContext = {
-      clientIp: 0xcb007101,
+    this.ctx = new FakeProtocolContext({
+      clientIp: '203.0.113.1',
       clientPort: 40000,
-      targetIp: 0xc633641e,
+      targetIp: '198.51.100.30',
       targetPort: 80,
       sawHandshake: opts.sawHandshake ?? true,
-      emit: (data, tag = 0) => this.emits.push({ data, tag, call: this.call }),
-      emitNext: (data, tag = 0) => this.emits.push({ data, tag, call: this.call }),
-      alignServerBytes: () => undefined,
-      setReplyPayloadBytes: () => undefined,
-      log: (m) => this.logs.push(m),
-    };
-    this.s = createProtocol(options).createSession(ctx);
+    });
+    this.logs = this.ctx.logs;
+    this.s = createProtocol(options).createSession(this.ctx);
     this.s.onConnect?.({ resumed: !(opts.sawHandshake ?? true) });
   }
 
+  /** What was emitted (emit and emitNext alike), in order, with the onClientData call it came from. */
+  get emits(): readonly Emitted[] {
+    const all = this.ctx.emitted;
+    for (let i = this.seen.length; i < all.length; i++) this.seen.push({ data: all[i].data, tag: all[i].tag, call: all[i].mark });
+    return this.seen;
+  }
+
   client(data: Buffer | string, onlineServerBytes = 0): this {
-    this.call = this.calls++;
-    // A fresh copy, as the engine hands its own segment copies over.
-    this.s.onClientData!(Buffer.from(typeof data === 'string' ? b(data) : data), { onlineServerBytes });
-    this.call = -1;
+    this.ctx.mark = this.calls++;
+    try {
+      // A fresh copy, as the engine hands its own segment copies over.
+      this.s.onClientData!(Buffer.from(typeof data === 'string' ? b(data) : data), { onlineServerBytes });
+    } finally {
+      this.ctx.mark = -1;
+    }
     return this;
   }
 
@@ -93,7 +100,12 @@ export class Driver {
   }
 
   may(tag: number, onlineServerBytes = 0): boolean {
-    return this.s.mayRelease!(tag, { onlineServerBytes, targetServerBytes: this.targetBytes + this.gateAdjust });
+    this.ctx.asking = true;
+    try {
+      return this.s.mayRelease!(tag, { onlineServerBytes, targetServerBytes: this.targetBytes + this.gateAdjust });
+    } finally {
+      this.ctx.asking = false;
+    }
   }
 
   mayClose(onlineServerBytes = 0): boolean {
@@ -107,18 +119,16 @@ export class Driver {
 
   /** Everything emitted, concatenated. */
   all(): Buffer {
-    return Buffer.concat(this.emits.map((e) => e.data));
+    return this.ctx.bytes();
   }
 
-  /** The bytes emitted with each tag, in order of first appearance. */
+  /** The bytes emitted with each tag (as latin1 text), in order of first appearance. */
   byTag(): Map<number, string> {
-    const m = new Map<number, string>();
-    for (const e of this.emits) m.set(e.tag, (m.get(e.tag) ?? '') + e.data.toString('latin1'));
-    return m;
+    return new Map([...this.ctx.byTag()].map(([tag, data]) => [tag, data.toString('latin1')]));
   }
 
   tags(): number[] {
-    return [...new Set(this.emits.map((e) => e.tag))];
+    return this.ctx.tags();
   }
 }
 

@@ -1,73 +1,35 @@
-// Hand-built frames for the tcpcopy command's tests: Ethernet + IPv4 + TCP with correct checksums, plus the odd
-// ones a capture can hold (UDP, ICMP, IPv6, fragments) and helpers to break a header on purpose.
-import { finishSum, parseIpv4, pseudoHeaderSum, sumBytes, writeIpv4Checksum } from '@tcpcopy/core';
+// Frames for the tcpcopy command's tests, built with the compliance kit's packet builder: Ethernet + IPv4 + TCP with
+// correct checksums, plus the odd ones a capture can hold (UDP, ICMP, IPv6, fragments) and helpers to break a header
+// on purpose.
+import { finishSum, sumBytes, writeIpv4Checksum } from '@tcpcopy/core';
+import {
+  buildPacket,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
+  ethernetFrame,
+  ipv4Packet,
+  tcpSegment,
+  udpPacket,
+  type Ipv4Fields,
+  type PacketFields,
+} from '@tcpcopy/core/compliance';
+
+export { udpPacket };
 
 export const FIN = 0x01;
 export const SYN = 0x02;
 export const PSH = 0x08;
 export const ACK = 0x10;
 
-export const ETH_IPV4 = 0x0800;
-export const ETH_IPV6 = 0x86dd;
-const ETH_LEN = 14;
+export const ETH_IPV4 = ETHERTYPE_IPV4;
+export const ETH_IPV6 = ETHERTYPE_IPV6;
 
-export interface TcpFields {
-  src: string;
-  dst: string;
-  sport: number;
-  dport: number;
-  seq: number;
-  ack?: number;
-  flags: number;
-  payload?: Buffer | string;
-}
+/** A TCP packet's fields (a string payload is latin1). */
+export type TcpFields = PacketFields;
 
-/** An IPv4 header of 20 bytes for `proto` around `body`, checksummed. */
-export function ipv4(src: string, dst: string, proto: number, body: Buffer, opts: { id?: number; fragment?: number } = {}): Buffer {
-  const b = Buffer.alloc(20 + body.length);
-  b[0] = 0x45;
-  b.writeUInt16BE(b.length, 2);
-  b.writeUInt16BE(opts.id ?? 1, 4);
-  b.writeUInt16BE(opts.fragment ?? 0x4000, 6); // default: DF, no fragment
-  b[8] = 64;
-  b[9] = proto;
-  b.writeUInt32BE(parseIpv4(src), 12);
-  b.writeUInt32BE(parseIpv4(dst), 16);
-  body.copy(b, 20);
-  writeIpv4Checksum(b, 0);
-  return b;
-}
-
-/** A 20-byte TCP header plus payload, with the checksum for these addresses. */
-export function tcpSegment(f: TcpFields): Buffer {
-  const payload = typeof f.payload === 'string' ? Buffer.from(f.payload, 'latin1') : (f.payload ?? Buffer.alloc(0));
-  const b = Buffer.alloc(20 + payload.length);
-  b.writeUInt16BE(f.sport, 0);
-  b.writeUInt16BE(f.dport, 2);
-  b.writeUInt32BE(f.seq >>> 0, 4);
-  b.writeUInt32BE((f.ack ?? 0) >>> 0, 8);
-  b[12] = 5 << 4;
-  b[13] = f.flags;
-  b.writeUInt16BE(65535, 14);
-  payload.copy(b, 20);
-  const pseudo = pseudoHeaderSum(parseIpv4(f.src), parseIpv4(f.dst), b.length);
-  b.writeUInt16BE(finishSum(sumBytes(b, 0, b.length, pseudo)), 16);
-  return b;
-}
-
-/** IPv4 + TCP. */
-export function tcpPacket(f: TcpFields, opts: { fragment?: number } = {}): Buffer {
-  return ipv4(f.src, f.dst, 6, tcpSegment(f), opts);
-}
-
-/** IPv4 + UDP (checksum 0: none). */
-export function udpPacket(src: string, dst: string, sport: number, dport: number, payload: Buffer): Buffer {
-  const u = Buffer.alloc(8 + payload.length);
-  u.writeUInt16BE(sport, 0);
-  u.writeUInt16BE(dport, 2);
-  u.writeUInt16BE(u.length, 4);
-  payload.copy(u, 8);
-  return ipv4(src, dst, 17, u);
+/** IPv4 + TCP (`fragment`: the IPv4 flags and fragment offset word, DF by default). */
+export function tcpPacket(f: TcpFields, opts: Ipv4Fields = {}): Buffer {
+  return buildPacket({ ...f, ...opts });
 }
 
 /** IPv4 + ICMP echo request. */
@@ -77,7 +39,7 @@ export function icmpEcho(src: string, dst: string): Buffer {
   m.writeUInt16BE(0x1234, 4);
   m.writeUInt16BE(1, 6);
   m.writeUInt16BE(finishSum(sumBytes(m, 0, m.length)), 2);
-  return ipv4(src, dst, 1, m);
+  return ipv4Packet(src, dst, 1, m);
 }
 
 /** An IPv6 header (next header TCP) around a TCP segment; the TCP checksum is not made valid for IPv6. */
@@ -94,14 +56,9 @@ export function ipv6Tcp(sport: number, dport: number, payload = 'GET / HTTP/1.1\
   return b;
 }
 
-/** An Ethernet frame (fixed, locally administered MACs) around a network-layer packet. */
+/** An Ethernet frame (the kit's fixed, locally administered MACs) around a network-layer packet. */
 export function ethernet(packet: Buffer, etherType = ETH_IPV4): Buffer {
-  const f = Buffer.alloc(ETH_LEN + packet.length);
-  Buffer.from('02c633640009', 'hex').copy(f, 0);
-  Buffer.from('02cb00710001', 'hex').copy(f, 6);
-  f.writeUInt16BE(etherType, 12);
-  packet.copy(f, ETH_LEN);
-  return f;
+  return ethernetFrame(packet, { etherType });
 }
 
 /** A copy of an IPv4 packet changed by `edit`, its header checksum recomputed when the header length allows. */

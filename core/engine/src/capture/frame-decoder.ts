@@ -1,6 +1,6 @@
 import { ipv4Offset } from '../decode/link';
 import { DECODE_STATUS_TEXT, DecodeStatus, TcpPacket } from '../decode/tcp-packet';
-import type { LinkType } from './pcap-file';
+import type { LinkType } from '../decode/link-type';
 
 /** Why captured frames were not replayed: every skip is counted. */
 export class CaptureStats {

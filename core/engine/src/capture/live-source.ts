@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
+import { LinkType } from '../decode/link-type';
 import type { CapturedPacketHandler } from './offline-source';
 import { CaptureStats, FrameDecoder } from './frame-decoder';
-import { LiveCapture, LiveCaptureError } from './live-capture';
-import { LinkType } from './pcap-file';
+import { LiveCaptureError } from './cap-addon';
+import { LiveCapture } from './live-capture';
 
 /** A live source of captured client→server packets. */
 export interface LiveSource {

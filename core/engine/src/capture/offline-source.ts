@@ -1,6 +1,7 @@
 import type { TcpPacket } from '../decode/tcp-packet';
 import { CaptureStats, FrameDecoder } from './frame-decoder';
-import { PcapReader, type PcapRecord } from './pcap-file';
+import type { PcapRecord } from './pcap-format';
+import { PcapReader } from './pcap-reader';
 
 /** What consumes captured client packets (the session engine). */
 export interface CapturedPacketHandler {

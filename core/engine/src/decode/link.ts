@@ -1,8 +1,6 @@
 // Link layer: find the IPv4 header in a captured frame, and build Ethernet headers for output.
 // Everything works in place on the caller's buffer and allocates nothing (per-packet hot path).
-import { LinkType, linkTypeName } from '../capture/pcap-file';
-
-export { linkTypeName };
+import { LinkType } from './link-type';
 
 export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_VLAN = 0x8100; // 802.1Q

@@ -7,11 +7,11 @@
 //
 // The per-packet path allocates nothing: the route table and the hold queue are typed arrays,
 // the packet is read through one reused TcpPacket view, and the reply bytes are copied straight
-// from the capture buffer into the writer's output buffer.
+// from the capture buffer into the writer's output buffer. The route table is route-table.ts,
+// the hold queue hold-queue.ts; this file holds the tcpcopy connections and the dispatch.
 import * as net from 'node:net';
 import * as os from 'node:os';
-import type { LinkType } from '../capture/pcap-file';
-import { formatIpv4 } from '../decode/ip-address';
+import type { LinkType } from '../decode/link-type';
 import { ipv4Offset } from '../decode/link';
 import { DecodeStatus, TcpPacket } from '../decode/tcp-packet';
 import {
@@ -33,7 +33,14 @@ import {
   previewBytes,
   readRouteBody,
 } from './channel-messages';
-import type { Route } from './route-registry';
+import { HandshakeSniff } from './handshake-sniff';
+import { HoldQueue } from './hold-queue';
+import { listenError } from './listen-errors';
+import { routeText, type Route } from './route-registry';
+import { RouteTable } from './route-table';
+
+// Comes with the server, importable from this module (as '@tcpcopy/core' does).
+export { InterceptListenError } from './listen-errors';
 
 export interface InterceptServerOptions {
   /** TCP port tcpcopy connects to (default 36524; 0 picks a free one, see address()). */
@@ -109,14 +116,6 @@ export interface InterceptStats extends InterceptCounters {
   clients: number;
 }
 
-/** A listen problem, with a message that says how to fix it. `code` is the errno code. */
-export class InterceptListenError extends Error {
-  override name = 'InterceptListenError';
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
-
 const DEFAULT_MAX_ROUTES = 1 << 20;
 const DEFAULT_HOLD_MS = 2000;
 const DEFAULT_HOLD_LIMIT = 4096;
@@ -126,380 +125,6 @@ const MIN_HOLD_BYTES = 128;
 const DEFAULT_HELLO_TIMEOUT = 10_000;
 /** After close() asked tcpcopys to go, sockets still open this long later are destroyed. */
 const CLOSE_GRACE_MS = 2000;
-
-/**
- * Hash of a client address and port, kept to its top (32 - shift) bits: the port is spread by a
- * golden-ratio multiply, then murmur3's finaliser mixes. (A bare multiply leaves sequential
- * addresses in a fraction of the buckets; this measures as uniform as random keys.)
- */
-function clientHash(ip: number, port: number, shift: number): number {
-  let h = (ip ^ Math.imul(port + 1, 0x9e3779b1)) | 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> shift;
-}
-
-function shiftFor(buckets: number): number {
-  return 32 - Math.log2(buckets);
-}
-
-/** Power of two ≥ n, at least 2 (a shift of 32 would be a shift of 0 in JavaScript). */
-function nextPow2(n: number): number {
-  let p = 2;
-  while (p < n) p *= 2;
-  return p;
-}
-
-/**
- * Route table: (client ip, client port, target ip, target port) → owning connection and payload
- * bytes wanted. Entries live in parallel typed arrays, chained per hash of (client ip, client
- * port) — the part that varies between connections — and compared on the target in the chain.
- * No per-route objects (a million routes would be a million objects for the GC to walk) and no
- * allocation per lookup. An age list (oldest first) gives O(1) eviction when full.
- */
-export class RouteTable {
-  size = 0;
-  private capacity: number;
-  private used = 0; // slots ever handed out (< capacity); freed ones are on the free list
-  private freeHead = -1;
-  private shift: number;
-  private buckets: Int32Array;
-  private cip: Uint32Array;
-  private tip: Uint32Array;
-  private ports: Uint32Array; // (client port << 16 | target port) >>> 0
-  private wantArr: Uint16Array;
-  private connArr: Int32Array; // -1: free slot
-  private next: Int32Array; // bucket chain, or free list
-  private older: Int32Array;
-  private newer: Int32Array;
-  private oldest = -1;
-  private newest = -1;
-
-  constructor(readonly limit: number, initialCapacity = 1024) {
-    if (!(limit >= 1)) throw new RangeError('the route table needs room for at least one route');
-    this.capacity = Math.min(limit, Math.max(16, initialCapacity));
-    const nb = nextPow2(this.capacity);
-    this.shift = shiftFor(nb);
-    this.buckets = new Int32Array(nb).fill(-1);
-    this.cip = new Uint32Array(this.capacity);
-    this.tip = new Uint32Array(this.capacity);
-    this.ports = new Uint32Array(this.capacity);
-    this.wantArr = new Uint16Array(this.capacity);
-    this.connArr = new Int32Array(this.capacity).fill(-1);
-    this.next = new Int32Array(this.capacity);
-    this.older = new Int32Array(this.capacity);
-    this.newer = new Int32Array(this.capacity);
-  }
-
-  /** Index of the route, or -1. */
-  find(clientIp: number, clientPort: number, targetIp: number, targetPort: number): number {
-    const ports = ((clientPort << 16) | targetPort) >>> 0;
-    let i = this.buckets[clientHash(clientIp, clientPort, this.shift)];
-    while (i >= 0) {
-      if (this.cip[i] === clientIp && this.ports[i] === ports && this.tip[i] === targetIp) return i;
-      i = this.next[i];
-    }
-    return -1;
-  }
-
-  connOf(i: number): number {
-    return this.connArr[i];
-  }
-
-  wantOf(i: number): number {
-    return this.wantArr[i];
-  }
-
-  /** Client ip/port and target ip/port of route i, for logs. */
-  describe(i: number): string {
-    const p = this.ports[i];
-    return `${formatIpv4(this.cip[i])}:${p >>> 16} ← ${formatIpv4(this.tip[i])}:${p & 0xffff}`;
-  }
-
-  /**
-   * Adds or refreshes a route. Returns the connection that owned the same route before (-1 if
-   * none). `onEvict` is told the owner of the oldest route when one had to go to make room.
-   */
-  add(clientIp: number, clientPort: number, targetIp: number, targetPort: number, want: number, conn: number,
-    onEvict?: (conn: number) => void): number {
-    let i = this.find(clientIp, clientPort, targetIp, targetPort);
-    if (i >= 0) {
-      const before = this.connArr[i];
-      this.connArr[i] = conn;
-      this.wantArr[i] = want;
-      this.unlinkAge(i);
-      this.linkNewest(i);
-      return before;
-    }
-    if (this.freeHead >= 0) {
-      i = this.freeHead;
-      this.freeHead = this.next[i];
-    } else if (this.used < this.capacity) {
-      i = this.used++;
-    } else if (this.capacity < this.limit) {
-      this.grow();
-      i = this.used++;
-    } else {
-      const victim = this.oldest;
-      const owner = this.connArr[victim];
-      this.removeAt(victim);
-      onEvict?.(owner);
-      i = this.freeHead;
-      this.freeHead = this.next[i];
-    }
-    this.cip[i] = clientIp;
-    this.tip[i] = targetIp;
-    this.ports[i] = ((clientPort << 16) | targetPort) >>> 0;
-    this.wantArr[i] = want;
-    this.connArr[i] = conn;
-    const b = clientHash(clientIp, clientPort, this.shift);
-    this.next[i] = this.buckets[b];
-    this.buckets[b] = i;
-    this.linkNewest(i);
-    this.size++;
-    return -1;
-  }
-
-  /** Removes the route if `conn` owns it (-1: whoever owns it). */
-  remove(clientIp: number, clientPort: number, targetIp: number, targetPort: number, conn = -1): boolean {
-    const i = this.find(clientIp, clientPort, targetIp, targetPort);
-    if (i < 0 || (conn >= 0 && this.connArr[i] !== conn)) return false;
-    this.removeAt(i);
-    return true;
-  }
-
-  /** Removes every route of a connection; returns how many. O(routes), only on disconnects. */
-  removeConn(conn: number): number {
-    let n = 0;
-    let i = this.oldest;
-    while (i >= 0) {
-      const nxt = this.newer[i];
-      if (this.connArr[i] === conn) {
-        this.removeAt(i);
-        n++;
-      }
-      i = nxt;
-    }
-    return n;
-  }
-
-  private removeAt(i: number): void {
-    const b = clientHash(this.cip[i], this.ports[i] >>> 16, this.shift);
-    let j = this.buckets[b];
-    if (j === i) {
-      this.buckets[b] = this.next[i];
-    } else {
-      while (this.next[j] !== i) j = this.next[j];
-      this.next[j] = this.next[i];
-    }
-    this.unlinkAge(i);
-    this.connArr[i] = -1;
-    this.next[i] = this.freeHead;
-    this.freeHead = i;
-    this.size--;
-  }
-
-  private linkNewest(i: number): void {
-    this.older[i] = this.newest;
-    this.newer[i] = -1;
-    if (this.newest >= 0) this.newer[this.newest] = i;
-    else this.oldest = i;
-    this.newest = i;
-  }
-
-  private unlinkAge(i: number): void {
-    const o = this.older[i];
-    const n = this.newer[i];
-    if (o >= 0) this.newer[o] = n;
-    else this.oldest = n;
-    if (n >= 0) this.older[n] = o;
-    else this.newest = o;
-  }
-
-  /** Doubles the arrays (up to the limit) and rehashes; indices, hence the age list, stay valid. */
-  private grow(): void {
-    const cap = Math.min(this.limit, this.capacity * 2);
-    const more = <T extends Uint32Array | Int32Array | Uint16Array>(a: T, make: (n: number) => T): T => {
-      const b = make(cap);
-      b.set(a);
-      return b;
-    };
-    this.cip = more(this.cip, (n) => new Uint32Array(n));
-    this.tip = more(this.tip, (n) => new Uint32Array(n));
-    this.ports = more(this.ports, (n) => new Uint32Array(n));
-    this.wantArr = more(this.wantArr, (n) => new Uint16Array(n));
-    this.connArr = more(this.connArr, (n) => new Int32Array(n).fill(-1));
-    this.next = more(this.next, (n) => new Int32Array(n));
-    this.older = more(this.older, (n) => new Int32Array(n));
-    this.newer = more(this.newer, (n) => new Int32Array(n));
-    this.capacity = cap;
-    const nb = nextPow2(cap);
-    this.shift = shiftFor(nb);
-    this.buckets = new Int32Array(nb).fill(-1);
-    for (let i = 0; i < this.used; i++) {
-      if (this.connArr[i] < 0) continue;
-      const b = clientHash(this.cip[i], this.ports[i] >>> 16, this.shift);
-      this.next[i] = this.buckets[b];
-      this.buckets[b] = i;
-    }
-    // The free list ran through `next`, which the rehash overwrote for live slots only: rebuild it.
-    this.freeHead = -1;
-    for (let i = this.used - 1; i >= 0; i--) {
-      if (this.connArr[i] < 0) {
-        this.next[i] = this.freeHead;
-        this.freeHead = i;
-      }
-    }
-  }
-}
-
-/**
- * Replies that arrived before their route (the SYN-ACK can beat the ROUTE_ADD that tcpcopy
- * sent before its SYN: they take different paths). A ring of fixed-size slots in one slab,
- * allocated at the first use, so holding never allocates per packet either; a hash chain per
- * (client ip, client port) finds a route's replies when its ROUTE_ADD arrives, in arrival order.
- */
-export class HoldQueue {
-  /** Replies held now. */
-  count = 0;
-  private slab: Buffer | null = null;
-  private readonly len: Uint16Array;
-  private readonly cip: Uint32Array;
-  private readonly tip: Uint32Array;
-  private readonly ports: Uint32Array;
-  private readonly time: Float64Array;
-  private readonly usedArr: Uint8Array;
-  private readonly next: Int32Array;
-  private readonly buckets: Int32Array;
-  private readonly shift: number;
-  private tail = 0; // oldest slot that may be in use
-  private head = 0; // next slot to write
-  private span = 0; // slots from tail to head (used or emptied by take())
-
-  constructor(readonly limit: number, readonly slotSize: number) {
-    this.len = new Uint16Array(limit);
-    this.cip = new Uint32Array(limit);
-    this.tip = new Uint32Array(limit);
-    this.ports = new Uint32Array(limit);
-    this.time = new Float64Array(limit);
-    this.usedArr = new Uint8Array(limit);
-    this.next = new Int32Array(limit);
-    const nb = nextPow2(limit);
-    this.shift = shiftFor(nb);
-    this.buckets = new Int32Array(nb).fill(-1);
-  }
-
-  /**
-   * Keeps a copy of buf[start, start+length) (cut to the slot size). Returns true when the
-   * oldest held reply had to be pushed out to make room.
-   */
-  add(buf: Buffer, start: number, length: number, clientIp: number, clientPort: number,
-    targetIp: number, targetPort: number, now: number): boolean {
-    let pushedOut = false;
-    if (this.span === this.limit) {
-      const s = this.tail;
-      if (this.usedArr[s]) {
-        this.unlink(s);
-        pushedOut = true;
-      }
-      this.tail = (s + 1) % this.limit;
-      this.span--;
-    }
-    const slab = this.slab ?? (this.slab = Buffer.allocUnsafe(this.limit * this.slotSize));
-    const s = this.head;
-    const n = length < this.slotSize ? length : this.slotSize;
-    buf.copy(slab, s * this.slotSize, start, start + n);
-    this.len[s] = n;
-    this.cip[s] = clientIp;
-    this.tip[s] = targetIp;
-    this.ports[s] = ((clientPort << 16) | targetPort) >>> 0;
-    this.time[s] = now;
-    this.usedArr[s] = 1;
-    this.next[s] = -1;
-    // Append at the chain's end so that take() hands replies out in arrival order.
-    const b = clientHash(clientIp, clientPort, this.shift);
-    let j = this.buckets[b];
-    if (j < 0) this.buckets[b] = s;
-    else {
-      while (this.next[j] >= 0) j = this.next[j];
-      this.next[j] = s;
-    }
-    this.head = (s + 1) % this.limit;
-    this.span++;
-    this.count++;
-    return pushedOut;
-  }
-
-  /**
-   * Removes the replies held for the route and passes each to `deliver` (slab, start, length),
-   * oldest first. Returns how many.
-   */
-  take(clientIp: number, clientPort: number, targetIp: number, targetPort: number,
-    deliver: (buf: Buffer, start: number, length: number) => void): number {
-    if (this.count === 0) return 0;
-    const ports = ((clientPort << 16) | targetPort) >>> 0;
-    const b = clientHash(clientIp, clientPort, this.shift);
-    let n = 0;
-    let prev = -1;
-    let s = this.buckets[b];
-    while (s >= 0) {
-      const nxt = this.next[s];
-      if (this.cip[s] === clientIp && this.ports[s] === ports && this.tip[s] === targetIp) {
-        if (prev < 0) this.buckets[b] = nxt;
-        else this.next[prev] = nxt;
-        this.usedArr[s] = 0;
-        this.count--;
-        n++;
-        deliver(this.slab!, s * this.slotSize, this.len[s]);
-      } else {
-        prev = s;
-      }
-      s = nxt;
-    }
-    return n;
-  }
-
-  /** Drops replies held since before `cutoff`; returns how many. */
-  expire(cutoff: number): number {
-    let n = 0;
-    while (this.span > 0) {
-      const s = this.tail;
-      if (this.usedArr[s]) {
-        if (this.time[s] > cutoff) break;
-        this.unlink(s);
-        n++;
-      }
-      this.tail = (s + 1) % this.limit;
-      this.span--;
-    }
-    return n;
-  }
-
-  /** Arrival time of the oldest held reply (NaN when none). */
-  oldestTime(): number {
-    let s = this.tail;
-    for (let k = 0; k < this.span; k++) {
-      if (this.usedArr[s]) return this.time[s];
-      s = (s + 1) % this.limit;
-    }
-    return NaN;
-  }
-
-  private unlink(s: number): void {
-    const b = clientHash(this.cip[s], this.ports[s] >>> 16, this.shift);
-    let j = this.buckets[b];
-    if (j === s) this.buckets[b] = this.next[s];
-    else {
-      while (this.next[j] !== s) j = this.next[j];
-      this.next[j] = this.next[s];
-    }
-    this.usedArr[s] = 0;
-    this.count--;
-  }
-}
 
 const enum ConnState {
   AWAIT_HELLO,
@@ -515,9 +140,8 @@ class ClientConn {
   replies = 0;
   dropped = 0;
   helloTimer: NodeJS.Timeout | null = null;
-  /** The first bytes received, until 8 have been checked (see checkHead). */
-  head: Buffer | null = Buffer.alloc(8);
-  headLength = 0;
+  /** Checks the first bytes received: a HELLO with our magic. */
+  readonly sniff = new HandshakeSniff(MessageType.HELLO);
   readonly writer: FrameWriter;
   parser!: FrameParser;
 
@@ -749,7 +373,10 @@ export class InterceptServer {
     }, this.opts.helloTimeoutMs);
     conn.helloTimer.unref();
     socket.on('data', (chunk: Buffer) => {
-      if (conn.head && !this.checkHead(conn, chunk)) return;
+      if (!conn.sniff.done && !conn.sniff.check(chunk)) {
+        this.notTcpcopy(conn, chunk, 0, chunk.length);
+        return;
+      }
       conn.parser.push(chunk);
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -786,30 +413,19 @@ export class InterceptServer {
     this.counters.routesDisconnected += this.routes.removeConn(conn.id); // its replies would only be dropped now
     this.log('warn', `tcpcopy ${conn.label}: ${text}; connection closed`);
     conn.parser.stop();
-    conn.writer.append(encodeError(code, text));
-    conn.writer.flush();
+    this.end(conn, encodeError(code, text));
+  }
+
+  /** Sends `last` (if any) and ends the connection; a socket still open after the grace period is destroyed. */
+  private end(conn: ClientConn, last: Buffer | null): void {
+    if (last) {
+      conn.writer.append(last);
+      conn.writer.flush();
+    }
     conn.writer.close();
     conn.state = ConnState.CLOSING;
     conn.socket.end();
     setTimeout(() => conn.socket.destroy(), CLOSE_GRACE_MS).unref();
-  }
-
-  /**
-   * Looks at the first 8 bytes before the parser does: a peer that does not speak this protocol
-   * (an HTTP client, the C tcpcopy) would otherwise leave the parser waiting for the end of a
-   * "frame" whose length is two random bytes.
-   */
-  private checkHead(conn: ClientConn, chunk: Buffer): boolean {
-    const h = conn.head!;
-    const take = Math.min(8 - conn.headLength, chunk.length);
-    chunk.copy(h, conn.headLength, 0, take);
-    conn.headLength += take;
-    if (h[0] === MessageType.HELLO && (conn.headLength < 8 || h.readUInt32BE(4) === CHANNEL_MAGIC)) {
-      if (conn.headLength >= 8) conn.head = null;
-      return true;
-    }
-    this.notTcpcopy(conn, chunk, 0, chunk.length);
-    return false;
   }
 
   private notTcpcopy(conn: ClientConn, buf: Buffer, start: number, end: number): void {
@@ -874,15 +490,10 @@ export class InterceptServer {
       this.log('warn', `tcpcopy ${conn.label} speaks protocol version ${versionRange(hello.minVersion, hello.maxVersion)}, ` +
         `this intercept ${versionRange(CHANNEL_MIN_VERSION, CHANNEL_VERSION)}: closed (run the same release on both sides)`);
       conn.parser.stop();
-      conn.writer.append(encodeHelloAck({
+      this.end(conn, encodeHelloAck({
         version: CHANNEL_VERSION, minVersion: CHANNEL_MIN_VERSION, status: HelloStatus.VERSION_UNSUPPORTED,
         maxPayload: this.opts.maxPayload, name: this.opts.name,
       }));
-      conn.writer.flush();
-      conn.writer.close();
-      conn.state = ConnState.CLOSING;
-      conn.socket.end();
-      setTimeout(() => conn.socket.destroy(), CLOSE_GRACE_MS).unref();
       return;
     }
     conn.version = chosen;
@@ -931,15 +542,7 @@ export class InterceptServer {
       this.holdTimer = null;
       for (const conn of this.conns) {
         if (!conn) continue;
-        if (conn.state === ConnState.READY) {
-          conn.writer.flush();
-          conn.writer.append(encodeError(ErrorCode.SHUTDOWN, 'intercept is shutting down'));
-          conn.writer.flush();
-        }
-        conn.writer.close();
-        conn.state = ConnState.CLOSING;
-        conn.socket.end();
-        setTimeout(() => conn.socket.destroy(), CLOSE_GRACE_MS).unref();
+        this.end(conn, conn.state === ConnState.READY ? encodeError(ErrorCode.SHUTDOWN, 'intercept is shutting down') : null);
       }
       if (!this.listening) {
         resolve();
@@ -951,30 +554,6 @@ export class InterceptServer {
   }
 }
 
-function routeText(r: Route): string {
-  return `${formatIpv4(r.clientIp)}:${r.clientPort} ← ${formatIpv4(r.targetIp)}:${r.targetPort}`;
-}
-
 function versionRange(min: number, max: number): string {
   return min === max ? `${max}` : `${min}-${max}`;
-}
-
-function listenError(err: NodeJS.ErrnoException, host: string, port: number): InterceptListenError {
-  const where = `${host}:${port}`;
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return new InterceptListenError('EADDRINUSE', `port ${port} on ${host} is already in use ` +
-        `(another intercept running? stop it or choose another port with -p)`);
-    case 'EADDRNOTAVAIL':
-      return new InterceptListenError('EADDRNOTAVAIL', `cannot listen on ${where}: ${host} is not an address of this host ` +
-        `(fix -b; 0.0.0.0 listens on all)`);
-    case 'EACCES':
-      return new InterceptListenError('EACCES', `cannot listen on ${where}: permission denied ` +
-        `(ports below 1024 need root or CAP_NET_BIND_SERVICE)`);
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new InterceptListenError(err.code, `cannot listen on ${where}: ${host} is not an IP address (fix -b)`);
-    default:
-      return new InterceptListenError(err.code ?? 'EIO', `cannot listen on ${where}: ${err.message}`);
-  }
 }

@@ -1,3 +1,5 @@
+import { formatIpv4 } from '../decode/ip-address';
+
 /** A replayed connection as intercept must know it: replies from target to client go to this tcpcopy. */
 export interface Route {
   /** Client address and port as sent (after -c and port rewriting), host-order numbers. */
@@ -16,3 +18,8 @@ export interface RouteRegistry {
 }
 
 export const NULL_ROUTES: RouteRegistry = { add() {}, remove() {} };
+
+/** "203.0.113.7:40000 ← 198.51.100.2:80", for logs (both ends). */
+export function routeText(r: Route): string {
+  return `${formatIpv4(r.clientIp)}:${r.clientPort} ← ${formatIpv4(r.targetIp)}:${r.targetPort}`;
+}

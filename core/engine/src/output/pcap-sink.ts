@@ -1,4 +1,4 @@
-import { PcapSender } from '../capture/live-capture';
+import { PcapSender } from '../capture/pcap-sender';
 import { writeEthernetHeader, ETHERTYPE_IPV4 } from '../decode/link';
 import { formatIpv4 } from '../decode/ip-address';
 import type { Transfer } from '../rewrite/address-map';

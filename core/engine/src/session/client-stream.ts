@@ -69,18 +69,35 @@ export class ClientStream {
         length -= overlap;
       }
     }
-    if (i < this.segs.length) {
-      const room = seqDiff(seq, this.segs[i].seq);
-      if (room <= 0) return false;
-      if (room < length) length = room;
+    // Fill every hole the new bytes cover, up to and between the segments already held after them.
+    let added = false;
+    while (length > 0) {
+      let part = length;
+      if (i < this.segs.length) {
+        const room = seqDiff(seq, this.segs[i].seq);
+        if (room < part) part = Math.max(0, room);
+      }
+      if (part > 0) {
+        const data = Buffer.allocUnsafe(part);
+        src.copy(data, 0, offset, offset + part);
+        const seg: ClientSegment = { seq, length: part, data, sum: sumBytes(data, 0, part), serverBytes };
+        if (i === this.segs.length) this.segs.push(seg);
+        else this.segs.splice(i, 0, seg);
+        this.bytes += part;
+        added = true;
+        i++;
+      }
+      if (part === length || i >= this.segs.length) break;
+      // Skip the held segment at i; what lies beyond it may fill the next hole.
+      const next = this.segs[i];
+      const skip = seqDiff(seq, (next.seq + next.length) >>> 0);
+      if (skip >= length) break;
+      offset += skip;
+      seq = (seq + skip) >>> 0;
+      length -= skip;
+      i++;
     }
-    const data = Buffer.allocUnsafe(length);
-    src.copy(data, 0, offset, offset + length);
-    const seg: ClientSegment = { seq, length, data, sum: sumBytes(data, 0, length), serverBytes };
-    if (i === this.segs.length) this.segs.push(seg);
-    else this.segs.splice(i, 0, seg);
-    this.bytes += length;
-    return true;
+    return added;
   }
 
   /** Index (relative to the head) of the segment holding `seq`, or of the first one after it; -1 if none. */

@@ -1,116 +1,29 @@
-// Classic libpcap file format ("pcap"), reader and writer.
-//
-// Layout (https://www.tcpdump.org/manpages/pcap-savefile.5.html):
-//   file header, 24 bytes: magic u32, version major u16, minor u16, thiszone i32,
-//                          sigfigs u32, snaplen u32, linktype u32
-//   then records:          ts_sec u32, ts_frac u32 (µs or ns), incl_len u32, orig_len u32,
-//                          incl_len bytes of frame
-// Every field is in the byte order of the writer; the magic tells which, and
-// whether ts_frac is micro- (a1b2c3d4) or nanoseconds (a1b23c4d).
+// Classic pcap files (see pcap-format.ts): the streaming reader.
 import * as fs from 'fs';
+import { linkTypeName, LinkType, SUPPORTED_LINK_TYPES } from '../decode/link-type';
+import {
+  FILE_HEADER_LEN,
+  ioError,
+  LIBPCAP_MAX_SNAPLEN,
+  MAGIC_KUZNETZOV,
+  MAGIC_NS,
+  MAGIC_NS_SWAPPED,
+  MAGIC_PCAPNG,
+  MAGIC_US,
+  MAGIC_US_SWAPPED,
+  PcapFormatError,
+  type PcapRecord,
+  RECORD_HEADER_LEN,
+} from './pcap-format';
 
-/** Link-layer header types (LINKTYPE_* values, as stored in the file) that tcpcopy decodes. */
-export enum LinkType {
-  ETHERNET = 1,
-  RAW = 101,
-  LINUX_SLL = 113,
-  IPV4 = 228,
-  /** What `tcpdump -i any` writes on current Linux (libpcap >= 1.10). */
-  LINUX_SLL2 = 276,
-}
-
-const SUPPORTED_LINKTYPES: readonly number[] = [
-  LinkType.ETHERNET, LinkType.RAW, LinkType.LINUX_SLL, LinkType.IPV4, LinkType.LINUX_SLL2,
-];
-
-// Names of the link types one is likely to meet, so that error messages can say what a file is.
-const LINKTYPE_NAMES: { [n: number]: string } = {
-  0: 'NULL (BSD loopback)', 1: 'ETHERNET', 6: 'IEEE802_5', 8: 'SLIP', 9: 'PPP', 10: 'FDDI',
-  12: 'RAW (BSD DLT value)', 14: 'RAW (BSD DLT value)',
-  50: 'PPP_HDLC', 51: 'PPP_ETHER', 101: 'RAW', 104: 'C_HDLC', 105: 'IEEE802_11',
-  108: 'LOOP (OpenBSD loopback)', 113: 'LINUX_SLL', 119: 'IEEE802_11_PRISM',
-  127: 'IEEE802_11_RADIOTAP', 147: 'USER0', 192: 'PPI', 195: 'IEEE802_15_4',
-  220: 'USB_LINUX_MMAPPED', 228: 'IPV4', 229: 'IPV6', 239: 'NFLOG', 249: 'NETLINK',
-  252: 'WIRESHARK_UPPER_PDU', 276: 'LINUX_SLL2',
-};
-
-/** Human name of a LINKTYPE_* number, e.g. 276 → "LINUX_SLL2", 999 → "unknown". */
-export function linkTypeName(n: number): string {
-  return LINKTYPE_NAMES[n] ?? 'unknown';
-}
-
-function supportedList(): string {
-  return SUPPORTED_LINKTYPES.map((n) => `${n} (${LINKTYPE_NAMES[n]})`).join(', ');
-}
-
-/**
- * Any problem opening or reading a pcap file. `code` is stable and meant for programs:
- * ENOENT, EACCES, EISDIR, EIO, EMPTY, TRUNCATED_HEADER, PCAPNG, BAD_MAGIC,
- * UNSUPPORTED_LINKTYPE, BAD_RECORD, CLOSED. The message is for humans: what, where, how to fix.
- */
-export class PcapFormatError extends Error {
-  override name = 'PcapFormatError';
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly path: string,
-    /** Byte offset in the file the problem is at, when there is one. */
-    readonly offset?: number,
-  ) {
-    super(message);
-  }
-}
-
-/** Turn an fs error on `path` into a PcapFormatError with a plain-words message. */
-function ioError(err: unknown, path: string, verb: string): PcapFormatError {
-  const e = err as NodeJS.ErrnoException;
-  switch (e.code) {
-    case 'ENOENT':
-      return new PcapFormatError('ENOENT', `cannot ${verb} ${path}: no such file (check the path; ` +
-        `relative paths are resolved from ${process.cwd()})`, path);
-    case 'EACCES':
-    case 'EPERM':
-      return new PcapFormatError('EACCES', `cannot ${verb} ${path}: permission denied ` +
-        `(run tcpcopy as a user allowed to, or fix the file's owner/mode)`, path);
-    case 'EISDIR':
-      return new PcapFormatError('EISDIR', `cannot ${verb} ${path}: it is a directory, not a pcap file`, path);
-    default:
-      return new PcapFormatError(e.code ?? 'EIO', `cannot ${verb} ${path}: ${e.message}`, path);
-  }
-}
-
-const MAGIC_US = 0xa1b2c3d4;
-const MAGIC_NS = 0xa1b23c4d;
-const MAGIC_US_SWAPPED = 0xd4c3b2a1;
-const MAGIC_NS_SWAPPED = 0x4d3cb2a1;
-const MAGIC_PCAPNG = 0x0a0d0d0a; // palindromic: same in both byte orders
-const MAGIC_KUZNETZOV = 0xa1b2cd34; // "modified pcap" of old Red Hat tcpdump
-const FILE_HEADER_LEN = 24;
-const RECORD_HEADER_LEN = 16;
-/** libpcap's own MAXIMUM_SNAPLEN: no real capture of our link types has bigger records. */
-const MIN_RECORD_BOUND = 262144;
+/** No real capture of our link types has bigger records. */
+const MIN_RECORD_BOUND = LIBPCAP_MAX_SNAPLEN;
 /** Cap on the bound even when the header claims a huge snaplen (some writers put 0x7fffffff). */
 const MAX_RECORD_BOUND = 64 * 1024 * 1024;
 const DEFAULT_CHUNK = 4 * 1024 * 1024;
 
-/**
- * One packet record. PcapReader.next() REUSES the same object for every record, and `data` is
- * a view into the reader's chunk buffer that the next call overwrites: copy what you keep
- * (`Buffer.from(rec.data)`), do not hold on to the record.
- */
-export interface PcapRecord {
-  /** The captured bytes (incl_len of them), starting with the link-layer header. */
-  data: Buffer;
-  /** Length of the packet on the wire (orig_len); more than data.length when cut by the snaplen. */
-  origLen: number;
-  /** Capture time, microseconds since the Unix epoch (nanosecond files are rounded down). */
-  timeUs: number;
-  /** Capture time, whole seconds since the epoch. */
-  tsSec: number;
-  /** Capture time, fraction of the second in nanoseconds (exact for both resolutions). */
-  tsFracNs: number;
-  /** Byte offset of this record's header in the file. */
-  offset: number;
+function supportedList(): string {
+  return SUPPORTED_LINK_TYPES.map((n) => `${n} (${linkTypeName(n)})`).join(', ');
 }
 
 export interface PcapReaderOptions {
@@ -221,7 +134,7 @@ export class PcapReader {
     this.snaplen = be ? h.readUInt32BE(16) : h.readUInt32LE(16);
     // The link type is the low 16 bits; newer writers may put FCS information in the top bits.
     const lt = (be ? h.readUInt32BE(20) : h.readUInt32LE(20)) & 0xffff;
-    if (!SUPPORTED_LINKTYPES.includes(lt)) {
+    if (!SUPPORTED_LINK_TYPES.includes(lt)) {
       throw new PcapFormatError('UNSUPPORTED_LINKTYPE', `${path}: link type ${lt} (${linkTypeName(lt)}, ` +
         `header offset 20) is not supported; tcpcopy reads ${supportedList()}. Capture on an ` +
         `Ethernet interface, or on all interfaces with \`tcpdump -i any -w FILE\``, path, 20);
@@ -367,125 +280,5 @@ export class PcapReader {
     this.tailOffset = left > 0 ? this.offset : -1;
     this.tailBytes = left;
     return null;
-  }
-}
-
-export interface PcapWriterOptions {
-  linkType: LinkType;
-  /** Written in the header; longer packets are cut to it (orig_len keeps the real length). Default 262144. */
-  snaplen?: number;
-  /** Write nanosecond timestamps (magic a1b23c4d). Default false: microseconds. */
-  nanosecond?: boolean;
-  /** Size of the write buffer, default 1 MiB. */
-  bufferSize?: number;
-}
-
-/** Buffered pcap writer, little-endian. Call close() (or flush()) or the tail is lost. */
-export class PcapWriter {
-  readonly linkType: LinkType;
-  readonly snaplen: number;
-  readonly nanosecond: boolean;
-  /** Records written so far. */
-  records = 0;
-  private fd: number;
-  private buf: Buffer;
-  private len = 0;
-  private filePos = 0;
-
-  private constructor(readonly path: string, fd: number, opts: PcapWriterOptions) {
-    this.fd = fd;
-    this.linkType = opts.linkType;
-    this.snaplen = opts.snaplen ?? MIN_RECORD_BOUND;
-    this.nanosecond = opts.nanosecond ?? false;
-    this.buf = Buffer.allocUnsafe(Math.max(FILE_HEADER_LEN + RECORD_HEADER_LEN, opts.bufferSize ?? 1024 * 1024));
-    const b = this.buf;
-    b.writeUInt32LE(this.nanosecond ? MAGIC_NS : MAGIC_US, 0);
-    b.writeUInt16LE(2, 4);
-    b.writeUInt16LE(4, 6);
-    b.writeInt32LE(0, 8); // thiszone: always UTC
-    b.writeUInt32LE(0, 12); // sigfigs
-    b.writeUInt32LE(this.snaplen, 16);
-    b.writeUInt32LE(this.linkType, 20);
-    this.len = FILE_HEADER_LEN;
-  }
-
-  /** Create (or truncate) `path` and write the file header. Throws PcapFormatError on I/O errors. */
-  static create(path: string, opts: PcapWriterOptions): PcapWriter {
-    let fd: number;
-    try {
-      fd = fs.openSync(path, 'w');
-    } catch (err) {
-      throw ioError(err, path, 'create');
-    }
-    return new PcapWriter(path, fd, opts);
-  }
-
-  /** Append a packet captured at `timeUs` (µs since the epoch; a fraction is kept in ns files). */
-  write(data: Buffer, timeUs: number, origLen: number = data.length): void {
-    let sec = Math.floor(timeUs / 1e6);
-    const fracUs = timeUs - sec * 1e6;
-    let frac = this.nanosecond ? Math.round(fracUs * 1000) : Math.floor(fracUs);
-    if (frac >= (this.nanosecond ? 1e9 : 1e6)) { sec++; frac = 0; } // rounded up to the next second
-    this.writeRaw(data, sec, frac, origLen);
-  }
-
-  /** Append a record read by PcapReader, keeping its timestamp to the nanosecond. */
-  writeRecord(rec: PcapRecord): void {
-    this.writeRaw(rec.data, rec.tsSec, this.nanosecond ? rec.tsFracNs : Math.floor(rec.tsFracNs / 1000), rec.origLen);
-  }
-
-  private writeRaw(data: Buffer, sec: number, frac: number, origLen: number): void {
-    if (this.fd < 0) throw new PcapFormatError('CLOSED', `${this.path}: the writer is closed`, this.path);
-    const incl = Math.min(data.length, this.snaplen);
-    if (this.len + RECORD_HEADER_LEN + incl > this.buf.length) this.flush();
-    const b = this.buf;
-    let p = this.len;
-    b.writeUInt32LE(sec >>> 0, p);
-    b.writeUInt32LE(frac >>> 0, p + 4);
-    b.writeUInt32LE(incl, p + 8);
-    b.writeUInt32LE(Math.max(origLen, incl) >>> 0, p + 12);
-    p += RECORD_HEADER_LEN;
-    if (p + incl <= b.length) {
-      data.copy(b, p, 0, incl);
-      this.len = p + incl;
-    } else {
-      // Bigger than the whole buffer: write the header, then the data straight from the caller.
-      this.len = p;
-      this.flush();
-      this.writeAll(data, incl);
-    }
-    this.records++;
-  }
-
-  private writeAll(b: Buffer, n: number): void {
-    let done = 0;
-    try {
-      while (done < n) {
-        const w = fs.writeSync(this.fd, b, done, n - done, this.filePos);
-        done += w;
-        this.filePos += w;
-      }
-    } catch (err) {
-      throw ioError(err, this.path, 'write');
-    }
-  }
-
-  /** Write buffered records to the file. */
-  flush(): void {
-    if (this.len > 0 && this.fd >= 0) {
-      this.writeAll(this.buf, this.len);
-      this.len = 0;
-    }
-  }
-
-  close(): void {
-    if (this.fd < 0) return;
-    try {
-      this.flush();
-    } finally {
-      const fd = this.fd;
-      this.fd = -1;
-      fs.closeSync(fd);
-    }
   }
 }
