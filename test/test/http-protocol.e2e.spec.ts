@@ -151,14 +151,14 @@ describe('http protocol end to end (nginx on both sides)', function () {
   });
 
   for (const which of ['plain', 'rewritten'] as const) {
-    it(`${which} replay: no protocol fault, no idle fallback, nothing aborted, nothing skipped`, () => {
+    it(`${which} replay: no protocol fault, no idle release, nothing aborted, nothing skipped`, () => {
       const { run } = which === 'plain' ? plain : rewritten;
       expect(run.code, run.stderr).to.equal(0);
       const e = run.summary?.engine;
       expect(e, run.stdout).to.be.an('object');
-      // No idle fallback: every request went because its predecessor's response was seen complete
+      // No idle release: every request went because its predecessor's response was seen complete
       // (chunked, HEAD, 100 Continue, close-delimited included), and no dropped request was waited for.
-      expect({ faults: e.protocolFaults, fallbacks: e.gateFallbacks, aborted: e.sessionsAborted, timeouts: e.handshakeTimeouts + e.sessionTimeouts }, JSON.stringify(e)).to.deep.equal({
+      expect({ faults: e.protocolFaults, fallbacks: e.idleReleases, aborted: e.sessionsAborted, timeouts: e.handshakeTimeouts + e.sessionTimeouts }, JSON.stringify(e)).to.deep.equal({
         faults: 0,
         fallbacks: 0,
         aborted: 0,

@@ -98,8 +98,8 @@ describe('redis plugin: replaying a captured Redis workload (real tcpcopy, inter
     expect(target, `target keyspace vs online\n${run.stderr.slice(-3000)}`).to.deep.equal(online);
     expect(engine.protocolFaults ?? 0, 'protocol faults').to.equal(0);
     expect(engine.sessionsFakedHandshake, 'connections captured mid-stream').to.equal(1);
-    // The reply count kept up: no command ever waited for the engine's idle fallback.
-    expect(engine.gateFallbacks, 'idle fallbacks').to.equal(0);
+    // The reply count kept up: no command ever waited for the engine's idle release.
+    expect(engine.idleReleases, 'idle releases').to.equal(0);
     process.stderr.write(`      [tcpcopy stderr: ${JSON.stringify(run.stderr.trim().split('\n').slice(0, 5))}]\n`);
   });
 

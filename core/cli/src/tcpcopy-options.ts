@@ -1,6 +1,6 @@
 // tcpcopy's command line: the options, and argv turned into the options of @tcpcopy/core's replay() plus
 // what only the command does (log, pid file, daemon, summary format). Bad input is a UsageError.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseProtocolOptions, ProtocolLoadError, type ReplayOptions } from '@tcpcopy/core';
@@ -84,7 +84,9 @@ export function buildCommand(): Command {
     .option('--protocol-config <file>', 'protocol options as a JSON object (--protocol-opt adds to it)')
     .option('--mysql-user <user:password>', 'with --protocol mysql: the password of a user at the TARGET, to log in with (repeatable)',
       (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('--gate-idle <ms>', 'release held requests once the target is quiet this long', number('--gate-idle', 1, 600_000), 500)
+    .option('--idle-release <ms>', 'release held requests once the target is quiet this long', number('--idle-release', 1, 600_000), 500)
+    // The option's former name, still taken (scripts written for it keep working).
+    .addOption(new Option('--gate-idle <ms>').argParser(number('--gate-idle', 1, 600_000)).hideHelp())
     .option('--summary <format>', 'print the counters at the end: text or json', 'text')
     .option('--stats-interval <s>', 'live: log the counters every this many seconds (0: never)', number('--stats-interval', 0, 86_400), 30)
     .option('-l, --log <file>', 'append warnings and statistics to this file instead of stderr')
@@ -146,7 +148,7 @@ export function parseTcpcopyArgs(argv: string[]): TcpcopyInvocation | null {
     engine: {
       sessionTimeoutMs: o.sessionTimeout * 1000,
       keepaliveTimeoutMs: (o.keepaliveTimeout ?? o.sessionTimeout + 120) * 1000,
-      gateIdleMs: o.gateIdle,
+      idleReleaseMs: o.gateIdle ?? o.idleRelease,
       mtu: o.mtu,
       mss: o.mss,
       onlyFullSessions: !!o.onlyFull,

@@ -148,6 +148,11 @@ describe('tcpcopy command', function () {
       expectUserError(run(args({ '--protocol': 'no-such-protocol' })), /^tcpcopy: cannot load protocol "no-such-protocol"/);
     });
 
+    it('--idle-release out of range, by its name and by its former name --gate-idle', () => {
+      expectUserError(run(args({ '--idle-release': '0' })), /^tcpcopy: --idle-release 0: expected a whole number from 1 to 600000/);
+      expectUserError(run(args({ '--gate-idle': '0' })), /^tcpcopy: --gate-idle 0: expected a whole number from 1 to 600000/);
+    });
+
     it('--mysql-user without --protocol mysql, and one without a password', () => {
       expectUserError(run(args({}, ['--mysql-user', 'app:pw'])), /^tcpcopy: --mysql-user applies only to --protocol mysql/);
       expectUserError(run(args({ '--protocol': 'mysql' }, ['--mysql-user', 'app'])), /^tcpcopy: protocol "mysql" rejected its options: user=app: expected user:password/);

@@ -164,15 +164,15 @@ describe('session engine (simulated target)', () => {
     for (const s of rig.sim.streams().values()) expect(s).to.equal(expected);
   });
 
-  it('releases held data after the idle fallback when the target answers shorter', () => {
-    const rig = new EngineRig({ config: { gateIdleMs: 100 } });
+  it('releases held data after the idle release when the target answers shorter', () => {
+    const rig = new EngineRig({ config: { idleReleaseMs: 100 } });
     // Online the first response was 900 bytes; the target answers 300.
     const ex = [{ request: 'GET a 300\n', response: 900 }, { request: 'GET b 1\n', response: 1 }];
     for (const p of conversation(client, ex)) rig.capture(p);
     expect(only(rig.sim.streams())).to.equal('GET a 300\n');
     rig.advance(300);
     expect(only(rig.sim.streams())).to.equal('GET a 300\nGET b 1\n');
-    expect(rig.engine.stats.gateFallbacks).to.equal(1);
+    expect(rig.engine.stats.idleReleases).to.equal(1);
   });
 });
 
@@ -432,7 +432,7 @@ describe('session engine: -H, -t, -k', () => {
 
   it('-t gives up a session whose target owes an answer, with an RST, counted', () => {
     const silent = { onData: () => [] as Buffer[] };
-    const rig = new EngineRig({ config: { sessionTimeoutMs: 3000, gateIdleMs: 100_000 }, sim: { responder: silent } });
+    const rig = new EngineRig({ config: { sessionTimeoutMs: 3000, idleReleaseMs: 100_000 }, sim: { responder: silent } });
     for (const p of conversation(client, [...ex, { request: 'GET b 1\n', response: 1 }], { fin: false })) rig.capture(p);
     rig.advance(2900);
     expect(rig.engine.stats.sessionTimeouts).to.equal(0);

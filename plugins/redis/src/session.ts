@@ -111,7 +111,7 @@ export class RedisSession implements ProtocolSession, ReplyListener {
   private repliesSeen = 0;
   /** Highest command whose replies are all in. */
   private answered = 0;
-  /** Highest command the engine has let go (by our yes or its idle fallback). */
+  /** Highest command the engine has let go (by our yes or its idle release). */
   private released = 0;
   /** Replies still due to the prelude on this connection: not answers to the client's commands. */
   private preludeLeft = 0;
@@ -349,7 +349,7 @@ export class RedisSession implements ProtocolSession, ReplyListener {
     if (tag === CLOSE_TAG) return this.mayClose(query);
     if (tag <= this.released) return true;
     if (tag > this.released + 1) {
-      // Asked about a later command: the engine's idle fallback let the earlier ones go (the target fell
+      // Asked about a later command: the engine's idle release let the earlier ones go (the target fell
       // silent short of the count). Take what they waited for as answered, so the count does not lag forever.
       this.repliesSeen = Math.min(this.expectedTotal, Math.max(this.repliesSeen, this.ring.need(this.released + 1)));
       this.released = tag - 1;

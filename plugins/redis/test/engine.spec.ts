@@ -58,7 +58,7 @@ function replay(packets: Buffer[], target: MiniRedis, opts: { password?: string;
   rig = new EngineRig({
     protocol: createProtocol(opts.password ? { password: opts.password } : {}),
     sim: { responder: target.responder((key) => rig?.repliedBytes.get(key) ?? 0), resetAfterAnswers: opts.resetAfterAnswers },
-    config: { gateIdleMs: 2000 },
+    config: { idleReleaseMs: 2000 },
   });
   if (opts.burst) rig.captureBurst(packets);
   else for (const p of packets) rig.capture(p);
@@ -86,7 +86,7 @@ describe('redis plugin in the session engine (tiny Redis target)', () => {
     const target = new MiniRedis('target-pw');
     const rig = replay(packets, target, { password: 'target-pw', burst: true });
     expect(target.dump()).to.equal(online.dump());
-    expect(rig.engine.stats.gateFallbacks, 'idle fallbacks').to.equal(0);
+    expect(rig.engine.stats.idleReleases, 'idle releases').to.equal(0);
     expect(rig.engine.stats.protocolFaults).to.equal(0);
     expect(rig.engine.stats.sessionsCompleted).to.equal(1);
     // A write sent after reading replies reached the target only once the engine had all earlier replies;
@@ -131,7 +131,7 @@ describe('redis plugin in the session engine (tiny Redis target)', () => {
     expect(target.conns[0].commands[1]).to.deep.equal(['INCR', 'seq']);
     expect(JSON.parse(target.dump())[0][1]).to.deep.equal(JSON.parse(expected.dump())[0][1]);
     expect(online.dump()).to.not.equal('[]');
-    expect(rig.engine.stats.gateFallbacks).to.equal(0);
+    expect(rig.engine.stats.idleReleases).to.equal(0);
   });
 
   it('logs in again and restores the database when the target drops the connection', () => {

@@ -147,7 +147,7 @@ describe('redis release rule', () => {
     expect(r.may(3)).to.equal(false);
   });
 
-  it('follows the idle fallback: a command let go without its reply stops holding the later ones', () => {
+  it('follows the idle release: a command let go without its reply stops holding the later ones', () => {
     const r = rig();
     r.client(cmd('CLIENT', 'PAUSE', '10'), 0);
     r.client(cmd('GET', 'a'), 5); // waits for 1 reply

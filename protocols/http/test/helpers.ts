@@ -20,8 +20,8 @@ export class Driver {
   readonly s: ProtocolSession;
   /** Target payload given to onTargetData, plus target FINs. */
   targetBytes = 0;
-  /** What the engine's idle fallback added to targetBytes in release questions. */
-  gateAdjust = 0;
+  /** What the engine's idle release added to targetBytes in release questions. */
+  releaseAdjust = 0;
   private calls = 0;
   private readonly seen: Emitted[] = [];
 
@@ -88,13 +88,13 @@ export class Driver {
   }
 
   /**
-   * The engine's idle fallback (--gate-idle): the target was quiet while the chunk tagged `tag`, which
+   * The engine's idle release (--idle-release): the target was quiet while the chunk tagged `tag`, which
    * the client sent after `onlineServerBytes` server bytes, was held; the count is raised to that and
    * the chunk goes without the protocol's yes.
    */
   idleRelease(tag: number, onlineServerBytes: number): this {
-    const have = this.targetBytes + this.gateAdjust;
-    if (onlineServerBytes > have) this.gateAdjust += onlineServerBytes - have;
+    const have = this.targetBytes + this.releaseAdjust;
+    if (onlineServerBytes > have) this.releaseAdjust += onlineServerBytes - have;
     this.s.onIdleRelease?.(tag);
     return this;
   }
@@ -102,7 +102,7 @@ export class Driver {
   may(tag: number, onlineServerBytes = 0): boolean {
     this.ctx.asking = true;
     try {
-      return this.s.mayRelease!(tag, { onlineServerBytes, targetServerBytes: this.targetBytes + this.gateAdjust });
+      return this.s.mayRelease!(tag, { onlineServerBytes, targetServerBytes: this.targetBytes + this.releaseAdjust });
     } finally {
       this.ctx.asking = false;
     }

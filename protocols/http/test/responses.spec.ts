@@ -157,7 +157,7 @@ describe('http protocol: target side and release rule', () => {
     const sim = simulate(d, { mss: 500 });
     expect(sim.stuck).to.equal(false);
     expect(sim.received.equals(reqs)).to.equal(true);
-    // A target that never says 100: the engine's idle fallback has to let the body go (stuck here).
+    // A target that never says 100: the engine's idle release has to let the body go (stuck here).
     const silent = simulate(new Driver().client(reqs), { sendContinue: false });
     expect(silent.stuck).to.equal(true);
   });
@@ -202,15 +202,15 @@ describe('http protocol: target side and release rule', () => {
     expect(r.may(2)).to.equal(true);
   });
 
-  it('a slow close-delimited response goes on after the idle fallback released a request: it ends with the FIN only', () => {
+  it('a slow close-delimited response goes on after the idle release released a request: it ends with the FIN only', () => {
     // Pipelined: request 2 was sent after the whole online response 1 (5000 bytes) had arrived.
     const d = new Driver().client(get('/1') + get('/2'), 0);
     d.target('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe first part');
     expect(d.may(2, 5000)).to.equal(false);
-    // The target pauses longer than --gate-idle: the engine lets request 2 go and raises the count to 5000.
+    // The target pauses longer than --idle-release: the engine lets request 2 go and raises the count to 5000.
     d.idleRelease(2, 5000);
     // The engine asks about the client's FIN after each reply; none of these may end response 1.
-    expect(d.mayClose(5001), 'after the idle fallback').to.equal(false);
+    expect(d.mayClose(5001), 'after the idle release').to.equal(false);
     for (let i = 0; i < 4; i++) {
       d.target(body(1000, i));
       expect(d.mayClose(5001), `after body part ${i + 1}`).to.equal(false);

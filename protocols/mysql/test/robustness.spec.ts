@@ -193,7 +193,7 @@ describe('mysql: bad input never crashes the protocol; the connection is given u
         expect(givenUp(o.stats)).to.equal(0);
         expect(o.stats.loginsReplayed).to.equal(1);
         expect(o.rig.engine.stats.sessionsCompleted).to.equal(1);
-        expect(o.rig.engine.stats.gateFallbacks).to.equal(0);
+        expect(o.rig.engine.stats.idleReleases).to.equal(0);
       });
     });
   });

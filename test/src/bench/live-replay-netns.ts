@@ -93,7 +93,7 @@ const C_TCPCOPY = [
 ];
 
 /** tcpcopy summary counters always shown; any other engine counter is shown when not zero. */
-const KEY_COUNTERS = ['sessionsCreated', 'sessionsCompleted', 'gateFallbacks', 'captureGaps', 'retransmissions', 'handshakeTimeouts'];
+const KEY_COUNTERS = ['sessionsCreated', 'sessionsCompleted', 'idleReleases', 'captureGaps', 'retransmissions', 'handshakeTimeouts'];
 
 export async function liveReplayNetns(figures: Figures): Promise<void> {
   const reason = netnsUnavailableReason();

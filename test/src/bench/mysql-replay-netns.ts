@@ -274,7 +274,7 @@ function childPids(pid: number): number[] {
 }
 
 /** Engine counters named in the note when not zero (the whole summary goes to --json's details). */
-const ENGINE_NOTES = ['sessionsCompleted', 'sessionsAborted', 'sessionsReconstructed', 'gateFallbacks', 'handshakeTimeouts', 'sessionTimeouts', 'protocolFaults'];
+const ENGINE_NOTES = ['sessionsCompleted', 'sessionsAborted', 'sessionsReconstructed', 'idleReleases', 'handshakeTimeouts', 'sessionTimeouts', 'protocolFaults'];
 
 /** Protocol counters always shown; any other numeric one is shown when not zero (all of them go to --json's details). */
 const KEY_COUNTERS = ['loginsReplayed', 'loginsRefused', 'commands', 'answersOk', 'answersError', 'resultSets', 'statementsPrepared'];

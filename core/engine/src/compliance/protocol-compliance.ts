@@ -173,7 +173,7 @@ function replayConversation(conv: Conversation, protocol: SessionProtocol, opts:
   rig = new EngineRig({
     protocol,
     sim: { responder: order.responder, mss: opts.targetMss, holdGreeting: opts.holdGreeting },
-    config: { gateIdleMs: 2000 },
+    config: { idleReleaseMs: 2000 },
   });
   const packets = conversation(
     CLIENT,
@@ -228,12 +228,12 @@ export function protocolComplianceTests(name: string, setup: ComplianceSetup): v
       expect(main.exchanges.length, 'the setup gives at least two exchanges').to.be.greaterThan(1);
     });
 
-    it('replays the conversation exactly, recognising every response without the idle fallback', () => {
+    it('replays the conversation exactly, recognising every response without the idle release', () => {
       const { rig, received } = replay();
       expect(received.toString('latin1')).to.equal(expected.toString('latin1'));
       expect(rig.sim.history[0]?.answered, 'answers the target gave').to.equal(main.exchanges.length + (main.targetGreeting ? 1 : 0));
       expect(rig.engine.stats.protocolFaults, 'hooks that threw').to.equal(0);
-      expect(rig.engine.stats.gateFallbacks, 'requests released only by the idle fallback').to.equal(0);
+      expect(rig.engine.stats.idleReleases, 'requests released only by the idle release').to.equal(0);
       expect(rig.engine.stats.sessionsCompleted, 'sessions closed cleanly').to.equal(1);
     });
 
@@ -241,7 +241,7 @@ export function protocolComplianceTests(name: string, setup: ComplianceSetup): v
       it('sends no request before the target completed the previous response, even when all were captured at once', () => {
         const { rig, early, received } = replay({ burst: true });
         expect(received.toString('latin1')).to.equal(expected.toString('latin1'));
-        expect(rig.engine.stats.gateFallbacks, 'requests released only by the idle fallback').to.equal(0);
+        expect(rig.engine.stats.idleReleases, 'requests released only by the idle release').to.equal(0);
         expect(early, 'requests that reached the target before the previous answer').to.equal(0);
       });
     }
@@ -257,7 +257,7 @@ export function protocolComplianceTests(name: string, setup: ComplianceSetup): v
     it('gives the same result when the target answers in 3-byte segments', () => {
       const { rig, received } = replay({ targetMss: 3 });
       expect(received.toString('latin1')).to.equal(expected.toString('latin1'));
-      expect(rig.engine.stats.gateFallbacks).to.equal(0);
+      expect(rig.engine.stats.idleReleases).to.equal(0);
       expect(rig.engine.stats.protocolFaults).to.equal(0);
     });
 
@@ -286,7 +286,7 @@ export function protocolComplianceTests(name: string, setup: ComplianceSetup): v
         expect(received.toString('latin1')).to.equal(expectedBytes(greeted).toString('latin1'));
         expect(received.subarray(0, login.length).toString('hex'), 'the login, for the target\'s greeting').to.equal(login.toString('hex'));
         expect(early, 'requests that reached the target before the previous answer').to.equal(0);
-        expect(rig.engine.stats.gateFallbacks, 'requests released only by the idle fallback').to.equal(0);
+        expect(rig.engine.stats.idleReleases, 'requests released only by the idle release').to.equal(0);
         expect(rig.engine.stats.protocolFaults, 'hooks that threw').to.equal(0);
         expect(rig.engine.stats.sessionsCompleted, 'sessions closed cleanly').to.equal(1);
       });
@@ -295,7 +295,7 @@ export function protocolComplianceTests(name: string, setup: ComplianceSetup): v
         const { rig, received, early } = replay({ conv: greeted, burst: true });
         expect(received.toString('latin1')).to.equal(expectedBytes(greeted).toString('latin1'));
         expect(early, 'requests that reached the target before the previous answer').to.equal(0);
-        expect(rig.engine.stats.gateFallbacks).to.equal(0);
+        expect(rig.engine.stats.idleReleases).to.equal(0);
       });
 
       if (sf!.resume ?? true) {
@@ -322,7 +322,7 @@ export function protocolComplianceTests(name: string, setup: ComplianceSetup): v
       for (let round = 0; round < 30; round++) {
         const junk = () => Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 300) }, () => Math.floor(rnd() * 256)));
         const garbage: Responder = { onConnect: () => (rnd() < 0.5 ? [junk()] : []), onData: () => [junk()] };
-        const rig = new EngineRig({ protocol: setup.protocol, sim: { responder: garbage }, config: { gateIdleMs: 20 } });
+        const rig = new EngineRig({ protocol: setup.protocol, sim: { responder: garbage }, config: { idleReleaseMs: 20 } });
         const exchanges = Array.from({ length: 3 }, () => ({ request: junk(), response: Math.floor(rnd() * 400) }));
         for (const p of conversation({ ...CLIENT, port: 41000 + round }, exchanges, { syn: rnd() < 0.5, mss: 1 + Math.floor(rnd() * 200) })) {
           rig.capture(p);

@@ -156,7 +156,7 @@ export interface ProtocolSession {
   onOnlineData?(data: Buffer, info: TargetDataInfo): void;
   /**
    * The target stayed quiet while the chunk tagged `tag` ({@link CLOSE_TAG}:
-   * the client's FIN or RST) was held, and the engine let it go anyway (`--gate-idle`).
+   * the client's FIN or RST) was held, and the engine let it go anyway (`--idle-release`).
    */
   onIdleRelease?(tag: number): void;
   /**
@@ -169,7 +169,7 @@ export interface ProtocolSession {
    * FIN or RST)? Asked before its first byte is sent, again after every target
    * reply until it says yes (only `true` is a yes). Default: once the
    * target has sent as many bytes as the online server had (the raw rule).
-   * If the target stays quiet, the engine's idle fallback releases it anyway.
+   * If the target stays quiet, the engine's idle release releases it anyway.
    */
   mayRelease?(tag: number, query: ReleaseQuery): boolean;
   /**
@@ -183,7 +183,7 @@ export interface ProtocolSession {
    * the chunk's bytes, any length (a command that must say more on a new
    * connection than on the old one); it is not asked about again on this
    * connection. Unlike mayRelease,
-   * the idle fallback does not override a no; the session timeout (-t) bounds
+   * the idle release does not override a no; the session timeout (-t) bounds
    * the wait. Default: yes, unchanged.
    */
   beforeSend?(tag: number, data: Buffer): SendVerdict;

@@ -49,7 +49,7 @@ export interface ReplayOptions {
   protocolNames?: ProtocolNames;
   /** Where protocol paths and package names are resolved from. Default: the current directory. */
   protocolFrom?: string;
-  /** The engine settings: -t, -k, -n, -f, -r, -g, -W, -O, -M, -D, --gate-idle (as EngineConfig fields). */
+  /** The engine settings: -t, -k, -n, -f, -r, -g, -W, -O, -M, -D, --idle-release (as EngineConfig fields). */
   engine?: Partial<EngineConfig>;
   /** -o: send Ethernet frames through libpcap on this device (MACs in the transfers) instead of a raw IP socket. */
   outputDevice?: string;

@@ -13,7 +13,7 @@ export interface EngineConfig {
   /** Give up a handshake (SYN retransmitted meanwhile) after this long. */
   handshakeTimeoutMs: number;
   /** Release held client data when the target has been quiet this long (it answered shorter than the online server). */
-  gateIdleMs: number;
+  idleReleaseMs: number;
   /** -D: MSS offered in faked SYNs (captured SYNs keep the client's). */
   mss: number;
   /** -M: largest IP packet sent to the target; bigger captured segments are split. */
@@ -42,7 +42,7 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   sessionTimeoutMs: 120_000,
   keepaliveTimeoutMs: 240_000,
   handshakeTimeoutMs: 5_000,
-  gateIdleMs: 500,
+  idleReleaseMs: 500,
   mss: 1460,
   mtu: 1500,
   onlyFullSessions: false,
@@ -94,7 +94,7 @@ export class EngineStats {
   windowProbes = 0;
   repliesReceived = 0;
   repliesUnmatched = 0;
-  gateFallbacks = 0;
+  idleReleases = 0;
   protocolFaults = 0;
 }
 

@@ -15,7 +15,7 @@ export interface OutChunk {
   serverBytes: number;
   /** Ones-complement sum of the whole chunk, or -1 when not known. */
   sum: number;
-  /** The protocol (or the idle fallback) let it go. */
+  /** The protocol (or the idle release) let it go. */
   released: boolean;
   /** The connection (numbered from 1) on which the protocol's beforeSend said yes to it; 0: none yet. */
   readyOn: number;

@@ -6,7 +6,7 @@ const query = { onlineServerBytes: 0, targetServerBytes: 0 };
 
 /**
  * When held client data may go to the target: when the protocol says so (its mayRelease, by default
- * the byte-count rule), or, if the target stays quiet that long (--gate-idle), anyway: it answered
+ * the byte-count rule), or, if the target stays quiet that long (--idle-release), anyway: it answered
  * less than the online server did. The counts compared are re-based by protocols
  * (alignServerBytes) and by each idle release, so one short answer does not hold back the rest.
  */
@@ -36,7 +36,7 @@ export class ReleaseControl {
   hold(now: number): boolean {
     if (this.waiting) return false;
     this.waiting = true;
-    this.idleAt = now + this.config.gateIdleMs;
+    this.idleAt = now + this.config.idleReleaseMs;
     return true;
   }
 

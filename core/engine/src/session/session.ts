@@ -498,7 +498,7 @@ export class Session implements WheelEntry {
     return Math.max(1, Math.min(this.targetMss, byMtu));
   }
 
-  /** Asks the protocol whether data labelled `tag` may go; arms the idle fallback when not. */
+  /** Asks the protocol whether data labelled `tag` may go; arms the idle release when not. */
   private released(tag: number, serverBytes: number, now: number): boolean {
     if (this.release.allows(tag, serverBytes, this.targetBytes)) return true;
     if (this.release.hold(now)) this.rearm();
@@ -949,8 +949,8 @@ export class Session implements WheelEntry {
   private idleRelease(now: number): void {
     const cfg = this.ctx.config;
     const quietSince = Math.max(this.lastReplyAt, this.lastActivityAt);
-    if (this.sndUna !== this.sndNxt || now - quietSince < cfg.gateIdleMs) {
-      this.release.idleAt = Math.max(now + 1, quietSince + cfg.gateIdleMs);
+    if (this.sndUna !== this.sndNxt || now - quietSince < cfg.idleReleaseMs) {
+      this.release.idleAt = Math.max(now + 1, quietSince + cfg.idleReleaseMs);
       return;
     }
     const c = this.out.chunkAt(this.sndNxt);
@@ -958,7 +958,7 @@ export class Session implements WheelEntry {
     if (c) c.released = true;
     else this.release.closeForced = true;
     this.driver.idleRelease(c ? c.tag : CLOSE_TAG);
-    this.ctx.stats.gateFallbacks++;
+    this.ctx.stats.idleReleases++;
     this.pump(now);
   }
 }
