@@ -20,7 +20,8 @@ import {
 } from '../src/harness';
 
 const PORT = 8080;
-const EXAMPLE = path.resolve(__dirname, '..', '..', '..', 'examples', 'replay-pcap', 'dist', 'src', 'replay-pcap.js');
+/** The example program, by its package's entry (its main). */
+const EXAMPLE = require.resolve('@tcpcopy/example-replay-pcap');
 
 describe('examples across namespaces', function () {
   this.timeout(60_000);
