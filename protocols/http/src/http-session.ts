@@ -38,7 +38,7 @@ export class HttpSession implements ProtocolSession {
     this.requests.feed(data);
   }
 
-  onTargetData(data: Buffer, length: number, info?: TargetDataInfo): void {
+  onTargetData(data: Buffer, length: number, info: TargetDataInfo): void {
     this.responses.onTargetData(data, length, info);
   }
 

@@ -84,9 +84,9 @@ export class ResponseTracker {
     this.flagQ.push(flags);
   }
 
-  onTargetData(data: Buffer, length: number, info?: TargetDataInfo): void {
-    // Bytes before these that no reply brought us (older engines do not say).
-    const gap = info?.gap ?? 0;
+  onTargetData(data: Buffer, length: number, info: TargetDataInfo): void {
+    // Bytes before these that no reply brought us (a reply intercept missed).
+    const gap = info.gap;
     if (gap > 0) {
       if (this.skipUnseen(gap) > 0) this.lose(`${gap} target bytes never reached us (a reply intercept missed)`);
       this.targetSeen += gap;
