@@ -97,6 +97,9 @@ export interface SimOptions {
   holdGreeting?: boolean;
 }
 
+/** How the simulated host treats SYNs: accept them, refuse them (RST: nothing listens), or send nothing at all. */
+export type SimListening = 'accept' | 'refuse' | 'silent';
+
 /**
  * A simulated target host for tests and the compliance suite: a minimal TCP
  * server per connection that records each connection's received byte stream
@@ -114,6 +117,10 @@ export class SimTarget {
   private readonly responder: Responder;
   /** The advertised window is shut (zeroWindowUntilProbe). */
   windowShut: boolean;
+  /** May change mid-test: a server going down ('refuse') and coming back ('accept'), or a host gone ('silent'). */
+  listening: SimListening = 'accept';
+  /** SYNs received, in order (retransmissions included). */
+  synsReceived = 0;
 
   constructor(
     private readonly reply: (pkt: Buffer) => void,
@@ -142,7 +149,15 @@ export class SimTarget {
       this.log.push(`${key} rst`);
       return;
     }
+    if (flags & TCP_SYN) this.synsReceived++;
+    if (this.listening === 'silent') return;
     if (flags & TCP_SYN) {
+      if (this.listening === 'refuse') {
+        this.reply(buildPacket({ src: formatIpv4(v.dstIp), sport: v.dstPort, dst: formatIpv4(v.srcIp), dport: v.srcPort, seq: 0,
+          ack: (v.seq + 1) >>> 0, flags: TCP_RST | TCP_ACK, payload: Buffer.alloc(0), window: 0 }));
+        this.log.push(`${key} refused`);
+        return;
+      }
       if (!c || c.closed || c.reset) {
         c = new SimConnection(key);
         this.conns.set(key, c);

@@ -81,10 +81,13 @@ export class EngineStats {
   /** Connections the protocol would not resume (e.g. a login it never saw). */
   sessionsRefused = 0;
   handshakeTimeouts = 0;
+  /** SYNs the target answered with an RST (nothing listening yet: a server down or restarting). */
+  synsRefused = 0;
   sessionTimeouts = 0;
   idleTimeouts = 0;
   staleConnectionResets = 0;
-  synReuseDropped = 0;
+  /** Sessions ended because their client sent a new SYN on the same ports (a new connection). */
+  sessionsReplacedBySyn = 0;
   portCollisionsAvoided = 0;
   packetsSent = 0;
   bytesSent = 0;

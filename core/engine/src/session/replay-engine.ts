@@ -215,9 +215,10 @@ export class ReplayEngine implements EngineContext {
           return;
         }
         if (!session.finished) {
-          // The client reused its port while we still replay its previous connection.
-          this.stats.synReuseDropped++;
-          return;
+          // The client reused its port while we still replay its previous connection: a new SYN is a new
+          // connection (its earlier one is over for the client), so the old session ends (an RST tells the target).
+          this.stats.sessionsReplacedBySyn++;
+          session.abort(now);
         }
         this.retire(session);
       }

@@ -4,12 +4,12 @@
  * doubled on each timeout until a new sample comes.
  *
  * Bounds: Linux's 200 ms floor (RFC 6298 asks for 1 s, which Linux and every stack near a target
- * ignore), the RFC's 60 s ceiling; before any sample, 200 ms rather than the RFC's 1 s, so a SYN the
- * target missed or refused (a target server restarting) is tried again quickly.
+ * ignore), the RFC's 60 s ceiling, and its 1 s before any sample: a target that does not answer a SYN
+ * gets no more SYNs than TCP would send it (a refused SYN is another matter: see the session).
  */
 export const RTO_MIN_MS = 200;
 export const RTO_MAX_MS = 60_000;
-export const RTO_INITIAL_MS = 200;
+export const RTO_INITIAL_MS = 1_000;
 /** Clock granularity G: our timers run on a millisecond clock. */
 const GRANULARITY_MS = 1;
 

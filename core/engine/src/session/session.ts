@@ -1,3 +1,4 @@
+import { formatIpv4 } from '../decode/ip-address';
 import { seqAdd, seqDiff, seqGte } from '../decode/seq';
 import { TcpOptions } from '../decode/tcp-options';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpPacket } from '../decode/tcp-packet';
@@ -22,6 +23,11 @@ export enum SessionState {
 
 /** Wait after a stale connection on the target was reset before the SYN goes again. */
 const STALE_RETRY_MS = 10;
+/**
+ * Wait after the target refused a SYN (RST: nothing listens, a server restarting) before it goes again:
+ * short and not backed off, so the replay resumes as soon as the server is back (within the handshake timeout).
+ */
+const REFUSED_RETRY_MS = 50;
 /**
  * Delayed ACK (RFC 1122 §4.2.3.2): less than two segments of target data get
  * their ACK after this long (Linux waits 40 ms too), unless something we send carries it first.
@@ -139,6 +145,8 @@ export class Session implements WheelEntry {
   private rtoAt = Infinity;
   /** The SYN was sent again: its SYN-ACK gives no RTT sample (Karn's rule). */
   private synRetransmitted = false;
+  /** When the target first refused this handshake (RST to our SYN); -1: it has not. */
+  private refusedSince = -1;
   /** When a hole in the captured stream is given up on (a packet the capture lost). */
   private gapAt = Infinity;
   /** The protocol's beforeSend holds the next chunk back (until a target reply changes its mind). */
@@ -424,6 +432,7 @@ export class Session implements WheelEntry {
     this.handshakeStartedAt = now;
     this.timer.restart();
     this.synRetransmitted = false;
+    this.refusedSince = -1;
     this.sendSyn(now);
   }
 
@@ -757,8 +766,10 @@ export class Session implements WheelEntry {
       return;
     }
     if (flags & TCP_RST) {
-      // Refused (the target's server is not up yet, or it dropped an old connection): retry with backoff.
-      this.rtoAt = now + this.timer.rto;
+      // Refused (the target's server is not up yet, or it dropped an old connection): try again soon.
+      this.ctx.stats.synsRefused++;
+      if (this.refusedSince < 0) this.refusedSince = now;
+      this.rtoAt = now + REFUSED_RETRY_MS;
       this.rearm();
       return;
     }
@@ -891,7 +902,12 @@ export class Session implements WheelEntry {
     }
     if (this.state === SessionState.SYN_SENT && now >= this.handshakeStartedAt + cfg.handshakeTimeoutMs) {
       this.ctx.stats.handshakeTimeouts++;
-      this.ctx.warn(`no handshake with the target for ${this.describe()} after ${cfg.handshakeTimeoutMs} ms: check that the target routes replies to intercept`);
+      if (this.refusedSince >= 0) {
+        this.ctx.warn(`the target refused ${this.describe()} (RST to every SYN for ${now - this.refusedSince} ms): ` +
+          `is its server listening on ${formatIpv4(this.route.targetIp)}:${this.route.targetPort}?`);
+      } else {
+        this.ctx.warn(`no handshake with the target for ${this.describe()} after ${cfg.handshakeTimeoutMs} ms: check that the target routes replies to intercept`);
+      }
       this.abort(now);
       return;
     }
@@ -933,7 +949,8 @@ export class Session implements WheelEntry {
       this.rtoAt = Infinity;
       if (this.state === SessionState.SYN_SENT || this.sndUna !== this.sndNxt) {
         this.retransmit(now);
-        this.timer.backoff();
+        // A SYN sent again after a refusal is not a timeout: no backoff.
+        if (this.refusedSince < 0 || this.state !== SessionState.SYN_SENT) this.timer.backoff();
         this.rtoAt = now + this.timer.rto;
       }
     }

@@ -1,0 +1,76 @@
+// The target's side going wrong, on the engine with a simulated target: a server down or restarting
+// (SYNs refused), a host that answers nothing, and a client that starts a new connection on the ports
+// of one still being replayed.
+import { expect } from 'chai';
+import { TCP_ACK, TCP_SYN } from '../src/decode/tcp-packet';
+import { buildPacket } from '../src/compliance/packets';
+import { conversation, EngineRig } from '../src/compliance/engine-rig';
+
+const client = { ip: '198.51.100.10', port: 40000, isn: 1_000_000 };
+const exchanges = [{ request: 'GET a 10\n', response: 10 }, { request: 'GET b 10\n', response: 10 }];
+
+describe('target faults (simulated target)', () => {
+  it('a server restarting: refused SYNs are tried again every 50 ms, and the session goes on within 100 ms of its return', () => {
+    const rig = new EngineRig();
+    rig.sim.listening = 'refuse';
+    for (const p of conversation(client, exchanges)) rig.capture(p);
+    rig.advance(1000);
+    expect(rig.sim.history, 'no connection while refused').to.have.length(0);
+    expect(rig.engine.stats.synsRefused, 'refusals counted').to.be.within(15, 25);
+    rig.sim.listening = 'accept';
+    const back = rig.t;
+    while (rig.sim.history.length === 0 && rig.t - back < 1000) rig.advance(5);
+    expect(rig.t - back, 'ms until the session is connected again').to.be.at.most(100);
+    rig.advance(500);
+    expect(rig.sim.history[0].bytes.toString('latin1')).to.equal('GET a 10\nGET b 10\n');
+    expect(rig.engine.stats.handshakeTimeouts).to.equal(0);
+  });
+
+  it('a server that stays down: the warning says the target refused, naming its address, not a routing problem', () => {
+    const rig = new EngineRig();
+    rig.sim.listening = 'refuse';
+    for (const p of conversation(client, exchanges)) rig.capture(p);
+    rig.advance(6000);
+    expect(rig.engine.stats.handshakeTimeouts).to.equal(1);
+    const w = rig.warnings.join('\n');
+    expect(w).to.match(/the target refused .* \(RST to every SYN for \d+ ms\): is its server listening on 198\.51\.100\.30:8080\?/);
+    expect(w).not.to.match(/routes replies to intercept/);
+  });
+
+  it('a target that answers nothing: SYNs as TCP would send them (at 0, 1 and 3 s), then the routing hint', () => {
+    const rig = new EngineRig();
+    rig.sim.listening = 'silent';
+    for (const p of conversation(client, exchanges)) rig.capture(p);
+    rig.advance(6000);
+    expect(rig.sim.synsReceived, 'SYNs within the 5 s handshake timeout').to.equal(3);
+    expect(rig.engine.stats.handshakeTimeouts).to.equal(1);
+    expect(rig.warnings.join('\n')).to.match(/no handshake with the target .* check that the target routes replies to intercept/);
+  });
+
+  it('a new SYN on the ports of a session still pending is a new connection: the old session ends, the new one replays whole', () => {
+    const rig = new EngineRig();
+    rig.sim.listening = 'silent'; // the first connection gets no answer and stays pending
+    const first = conversation(client, [{ request: 'OLD 10\n', response: 10 }], { fin: false });
+    for (const p of first) rig.capture(p);
+    rig.advance(500);
+    rig.sim.listening = 'accept';
+    // The client reuses its port with a new ISN far from the old stream.
+    for (const p of conversation({ ...client, isn: 900_000_000 }, exchanges)) rig.capture(p);
+    rig.advance(2000);
+    expect(rig.engine.stats.sessionsReplacedBySyn, 'sessions replaced').to.equal(1);
+    expect(rig.engine.stats.captureGaps, 'no capture loss invented').to.equal(0);
+    const streams = rig.sim.history.map((c) => c.bytes.toString('latin1'));
+    expect(streams).to.include('GET a 10\nGET b 10\n');
+  });
+
+  it('a SYN seen twice (a capture duplicate) does not replace its own session', () => {
+    const rig = new EngineRig();
+    const syn = buildPacket({ src: client.ip, sport: client.port, dst: '198.51.100.20', dport: 80, seq: client.isn, flags: TCP_SYN });
+    rig.capture(syn);
+    rig.capture(syn);
+    for (const p of conversation(client, exchanges).filter((p) => (p[33] & (TCP_SYN | TCP_ACK)) !== TCP_SYN)) rig.capture(p);
+    rig.advance(500);
+    expect(rig.engine.stats.sessionsReplacedBySyn).to.equal(0);
+    expect(rig.sim.history.map((c) => c.bytes.toString('latin1'))).to.deep.equal(['GET a 10\nGET b 10\n']);
+  });
+});
