@@ -18,6 +18,15 @@ export function formatSummary(s: ReplaySummary): string {
     `(not IPv4 ${c.notIpv4}, not TCP ${c.notTcp}, fragments ${c.fragments}, malformed ${c.malformed}, cut by snaplen ${c.truncatedBySnaplen}), ` +
     `lost by the capture ${e.captureGaps} holes / ${e.captureGapBytes} bytes` +
     (c.kernelDrops >= 0 ? `, kernel drops ${c.kernelDrops}` : '') +
-    protocolPart
+    protocolPart +
+    unfinishedPart(s.unfinished)
   );
+}
+
+/** "; unfinished: 203.0.113.7:40001->... (handshake timeout), ... and 12 more" (the first five named). */
+function unfinishedPart(u: ReplaySummary['unfinished'] | undefined): string {
+  if (!u || u.sessions.length === 0) return '';
+  const named = u.sessions.slice(0, 5).map((x) => `${x.connection} (${x.reason})`);
+  const more = u.sessions.length - named.length + u.more;
+  return `; unfinished: ${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
 }

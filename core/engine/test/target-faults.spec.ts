@@ -74,3 +74,16 @@ describe('target faults (simulated target)', () => {
     expect(rig.sim.history.map((c) => c.bytes.toString('latin1'))).to.deep.equal(['GET a 10\nGET b 10\n']);
   });
 });
+
+describe('sessions that could not finish are named', () => {
+  it('by client connection and reason, the first ones named and the rest counted', () => {
+    const rig = new EngineRig();
+    rig.sim.listening = 'refuse';
+    for (let i = 0; i < 25; i++) for (const p of conversation({ ...client, port: 41000 + i }, exchanges)) rig.capture(p);
+    rig.advance(6000);
+    const u = rig.engine.unfinishedSessions;
+    expect(u.sessions).to.have.length(20);
+    expect(u.more).to.equal(5);
+    expect(u.sessions[0]).to.deep.equal({ connection: '198.51.100.10:41000->198.51.100.20:80', reason: 'target refused' });
+  });
+});

@@ -4,7 +4,7 @@ import type { PacketSink } from '../output/packet-sink';
 import type { ProtocolNames } from '../protocol/protocol-loader';
 import type { ProtocolOptions, SessionProtocol } from '../protocol/session-protocol';
 import type { Transfer } from '../rewrite/address-map';
-import type { EngineConfig, EngineStats } from '../session/engine-context';
+import type { EngineConfig, EngineStats, UnfinishedSessions } from '../session/engine-context';
 
 /**
  * Everything a replay needs, as the tcpcopy command's options say it (the flag each field stands
@@ -142,6 +142,8 @@ export interface ReplaySummary {
   capture: CaptureStats;
   /** The sessions' counters. */
   engine: EngineStats;
+  /** The first sessions that could not finish, by client connection, and why; `more` counts the rest. */
+  unfinished: UnfinishedSessions;
   /** The protocol module's name and its own counters. */
   protocol: { name: string } & Record<string, unknown>;
   /** Packets sent to the target, failed, queued. */

@@ -147,6 +147,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       ...extra,
       capture: { ...(source ? source.stats : capture) },
       engine: { ...eng.stats },
+      unfinished: { sessions: [...eng.unfinishedSessions.sessions], more: eng.unfinishedSessions.more },
       protocol: { name: protocol.name, ...protocol.stats?.() },
       output: { ...sink.stats },
       intercept: channel.stats(),

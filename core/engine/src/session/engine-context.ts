@@ -124,4 +124,15 @@ export interface EngineContext {
   warn(message: string): void;
   /** A protocol's own message about a connection (kept apart from the engine's warnings). */
   protocolLog(message: string): void;
+  /** A session that could not finish, and why (named in the summary; its counter is counted apart). */
+  unfinished(connection: string, reason: UnfinishedReason): void;
+}
+
+/** Why a session could not finish. */
+export type UnfinishedReason = 'handshake timeout' | 'target refused' | 'session timeout' | 'reconnects given up' | 'protocol refused';
+
+/** Sessions that could not finish, named (the first ones), and how many more there were. */
+export interface UnfinishedSessions {
+  sessions: Array<{ connection: string; reason: UnfinishedReason }>;
+  more: number;
 }

@@ -5,7 +5,7 @@ import { DEFAULT_PROTOCOL } from '../protocol/protocol-driver';
 import type { SessionProtocol } from '../protocol/session-protocol';
 import { ClientAddressMap, shiftPort, type Transfer, type TransferTable } from '../rewrite/address-map';
 import { PacketBuilder, SegmentSpec } from '../rewrite/packet-builder';
-import { DEFAULT_ENGINE_CONFIG, type EngineConfig, type EngineContext, EngineStats } from './engine-context';
+import { DEFAULT_ENGINE_CONFIG, type EngineConfig, type EngineContext, EngineStats, type UnfinishedReason, type UnfinishedSessions } from './engine-context';
 import { Session } from './session';
 import { TimerWheel } from './timer-wheel';
 
@@ -24,6 +24,8 @@ export interface ReplayEngineInit {
   now?: () => number;
 }
 
+/** Sessions that could not finish named in the summary; the rest are only counted. */
+const MAX_NAMED_UNFINISHED = 20;
 /** Port distance between replay passes (prime, so passes spread over the port range). */
 const PASS_PORT_STRIDE = 4099;
 /** Port distance between -n copies of one connection (odd, so copies spread over the range). */
@@ -126,6 +128,15 @@ export class ReplayEngine implements EngineContext {
 
   protocolLog(message: string): void {
     this.protocolLogFn(message);
+  }
+
+  /** The first sessions that could not finish, named, and how many more (for the summary). */
+  readonly unfinishedSessions: UnfinishedSessions = { sessions: [], more: 0 };
+
+  unfinished(connection: string, reason: UnfinishedReason): void {
+    const u = this.unfinishedSessions;
+    if (u.sessions.length < MAX_NAMED_UNFINISHED) u.sessions.push({ connection, reason });
+    else u.more++;
   }
 
   /** @internal */

@@ -409,6 +409,7 @@ export class Session implements WheelEntry {
     this.prelude = null;
     if (!accepted) {
       this.ctx.stats.sessionsRefused++;
+      this.ctx.unfinished(this.describe(), 'protocol refused');
       this.finish(now, true);
       // The rest of the connection is refused with it: absorbed, not taken for a new connection.
       this.refused = true;
@@ -632,6 +633,7 @@ export class Session implements WheelEntry {
       // A target that drops every connection it gets (or a protocol whose prelude it refuses) never lets
       // this session through: give it up rather than reconnect forever.
       this.ctx.stats.reconnectsGivenUp++;
+      this.ctx.unfinished(this.describe(), 'reconnects given up');
       this.ctx.warn(`the target closed ${this.describe()} ${MAX_RECONNECTS} times with data left: giving it up`);
       this.abort(now);
       return;
@@ -902,6 +904,7 @@ export class Session implements WheelEntry {
     }
     if (this.state === SessionState.SYN_SENT && now >= this.handshakeStartedAt + cfg.handshakeTimeoutMs) {
       this.ctx.stats.handshakeTimeouts++;
+      this.ctx.unfinished(this.describe(), this.refusedSince >= 0 ? 'target refused' : 'handshake timeout');
       if (this.refusedSince >= 0) {
         this.ctx.warn(`the target refused ${this.describe()} (RST to every SYN for ${now - this.refusedSince} ms): ` +
           `is its server listening on ${formatIpv4(this.route.targetIp)}:${this.route.targetPort}?`);
@@ -914,6 +917,7 @@ export class Session implements WheelEntry {
     const waiting = this.waitingForTarget();
     if (waiting && now >= this.lastReplyAt + cfg.sessionTimeoutMs) {
       this.ctx.stats.sessionTimeouts++;
+      this.ctx.unfinished(this.describe(), 'session timeout');
       this.abort(now);
       return;
     }
