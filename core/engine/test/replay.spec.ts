@@ -78,7 +78,7 @@ describe('replay(): a whole replay in one call', function () {
     const ready: ReplayReadyInfo[] = [];
     const warnings: string[] = [];
     const s = await replay(options({ transfers: fixtureTransfer(), onReady: (i) => ready.push(i), warn: (m) => warnings.push(m) }));
-    expect(Object.keys(s)).to.deep.equal(['seconds', 'passes', 'end', 'capture', 'engine', 'protocol', 'output', 'intercept']);
+    expect(Object.keys(s)).to.deep.equal(['seconds', 'passes', 'end', 'capture', 'engine', 'unfinished', 'protocol', 'output', 'intercept']);
     expect(s.end).to.equal('finished');
     expect(s.passes).to.equal(1);
     expect(s.capture).to.include({ tcpPackets: 14 });
