@@ -18,12 +18,16 @@ interface RawSocket {
 }
 interface RawSocketModule {
   createSocket(opts: { protocol: number; bufferSize?: number }): RawSocket;
-  Protocol: { TCP: number };
   SocketLevel: { IPPROTO_IP: number };
   SocketOption: { IP_HDRINCL: number };
 }
 
 const NO_OP = (): void => undefined;
+/**
+ * IPPROTO_RAW: a send-only raw socket. Opened as IPPROTO_TCP, the kernel would also queue every
+ * inbound TCP segment of the host to it (and count them as drops once its buffer is full).
+ */
+const IPPROTO_RAW = 255;
 /** Bound on packets waiting for the socket to become writable again (about 100 MB at full size). */
 const MAX_QUEUED = 65536;
 
@@ -51,7 +55,7 @@ export class RawSocketSink implements PacketSink {
       throw new Error(`cannot load the raw-socket addon (${(err as Error).message}); run \`npm rebuild raw-socket\``);
     }
     try {
-      this.socket = raw.createSocket({ protocol: raw.Protocol.TCP, bufferSize: 64 });
+      this.socket = raw.createSocket({ protocol: IPPROTO_RAW, bufferSize: 64 });
       this.socket.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
     } catch (err) {
       const text = (err as Error).message;
@@ -60,7 +64,7 @@ export class RawSocketSink implements PacketSink {
       }
       throw new Error(`cannot open a raw IP socket: ${text}`);
     }
-    // A raw TCP socket also receives every inbound TCP segment: we never read it.
+    // Nothing is ever received on IPPROTO_RAW; do not even poll for it.
     this.socket.pauseRecv();
     this.afterQueuedSend = (err) => {
       this.pending--;
