@@ -1,8 +1,15 @@
 import { loadProtocol } from '@tcpcopy/core';
+import { fuzzSpec } from '@tcpcopy/core/fuzz';
 import { expect } from 'chai';
 import * as path from 'node:path';
 import { createProtocol, DEFAULT_REPLY_BYTES } from '../src';
+import { suite as replyParser } from './reply-parser.fuzz';
+import { suite as requestParser } from './request-parser.fuzz';
 import { cmd, prng, rig } from './support';
+
+// Each parser on its own: properties shared with `npm run fuzz` (request-parser.fuzz.ts, reply-parser.fuzz.ts).
+fuzzSpec(requestParser);
+fuzzSpec(replyParser);
 
 /** Valid traffic to mutate: multibulk and inline commands, replies of every type. */
 const CLIENT_SAMPLE = Buffer.concat([

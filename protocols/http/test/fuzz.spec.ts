@@ -1,7 +1,14 @@
 import { CLOSE_TAG } from '@tcpcopy/core';
+import { fuzzSpec } from '@tcpcopy/core/fuzz';
 import { expect } from 'chai';
 import { ChunkedDecoder, CONTINUE_TAG_BASE, RAW_TAG } from '../src';
 import { b, chunked, Driver, get, ok, post } from './helpers';
+import { suite as requestFramer } from './request-framer.fuzz';
+import { suite as responseTracker } from './response-tracker.fuzz';
+
+// Each decoder on its own: properties shared with `npm run fuzz` (request-framer.fuzz.ts, response-tracker.fuzz.ts).
+fuzzSpec(requestFramer);
+fuzzSpec(responseTracker);
 
 /** Small deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
 function rng(seed: number): () => number {

@@ -201,8 +201,12 @@ export class PcapReader {
   private fill(need: number): boolean {
     if (this.fd < 0) throw this.closedError();
     let avail = this.end - this.pos;
-    if (need > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+    // A record longer than the buffer: grow for it, but never past what the file still holds, so
+    // that a corrupt captured length (up to the 64 MiB bound) costs no allocation for bytes that
+    // are not there. Such a record then ends the file as a truncated tail.
+    const grow = need > this.buf.length ? Math.min(Math.max(need, this.buf.length * 2), avail + this.bytesLeftInFile()) : 0;
+    if (grow > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(grow);
       this.buf.copy(bigger, 0, this.pos, this.end);
       this.buf = bigger;
     } else if (this.pos > 0) {
@@ -223,6 +227,17 @@ export class PcapReader {
       avail += n;
     }
     return true;
+  }
+
+  /** Bytes of the file after those read so far (it may have grown since it was opened). */
+  private bytesLeftInFile(): number {
+    let size: number;
+    try {
+      size = fs.fstatSync(this.fd).size;
+    } catch (err) {
+      throw ioError(err, this.path, 'read');
+    }
+    return Math.max(0, size - this.filePos);
   }
 
   /**

@@ -52,11 +52,13 @@ export class TcpPacket {
   /**
    * Points the view at `buf[ipOffset, ipOffset+length)`. A packet whose IP total
    * length is 0 (segmentation offload) takes its length from the capture; one
-   * whose captured bytes fall short of its total length is TRUNCATED.
+   * whose captured bytes fall short of its total length is TRUNCATED. A `length` reaching past
+   * the buffer is cut to it (as ipv4Offset does), so the view never points outside `buf`.
    */
   decode(buf: Buffer, ipOffset: number, length: number): DecodeStatus {
     this.buf = buf;
     this.ip = ipOffset;
+    if (length > buf.length - ipOffset) length = buf.length - ipOffset;
     if (length < 20) return DecodeStatus.TOO_SHORT;
     const vihl = buf[ipOffset];
     if (vihl >> 4 !== 4) return DecodeStatus.NOT_IPV4;

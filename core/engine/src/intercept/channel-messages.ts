@@ -260,8 +260,9 @@ export class FrameParser {
     this.pendingLength = 0;
   }
 
-  /** Parse one chunk; calls the handler for every frame completed by it. */
+  /** Parse one chunk; calls the handler for every frame completed by it (none once stopped). */
   push(chunk: Buffer): void {
+    if (this.stopped) return;
     let pos = 0;
     const len = chunk.length;
     if (this.pendingLength > 0) {

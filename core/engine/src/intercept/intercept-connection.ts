@@ -299,7 +299,9 @@ export class InterceptConnection {
       this.counters.repliesMalformed++;
       return;
     }
-    const total = buf.readUInt16BE(start + 2);
+    // A total length of 0 (an offload packet whose length the intercept did not fill in) means the
+    // bytes present, as the decoder took it: never fewer payload bytes than the reply carries.
+    const total = buf.readUInt16BE(start + 2) || end - start;
     const headers = pkt.payload - pkt.ip;
     const payloadLength = total > headers ? total - headers : 0;
     this.counters.repliesReceived++;
