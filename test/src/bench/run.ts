@@ -1,5 +1,5 @@
 // `npm run bench`: prints one figure per line ("name = value unit"); `--json FILE` also writes them as JSON;
-// `--only NAME[,NAME]` runs only those scenarios (engine, offline, live, mysql).
+// `--only NAME[,NAME]` runs only those scenarios (engine, offline, live, mysql, online).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { engineThroughput } from './engine-throughput';
@@ -7,12 +7,14 @@ import { Figures } from './figures';
 import { liveReplayNetns } from './live-replay-netns';
 import { mysqlReplayNetns } from './mysql-replay-netns';
 import { offlineReplayNetns } from './offline-replay-netns';
+import { onlineImpact } from './online-impact';
 
 const SCENARIOS = [
   { key: 'engine', name: 'engine throughput', run: engineThroughput },
   { key: 'offline', name: 'offline replay across namespaces', run: offlineReplayNetns },
   { key: 'live', name: 'live replay across namespaces', run: liveReplayNetns },
   { key: 'mysql', name: 'mysql replay across namespaces', run: mysqlReplayNetns },
+  { key: 'online', name: 'online side with and without tcpcopy', run: onlineImpact },
 ] as const;
 
 /** The value after `--name` (or from `--name=value`), undefined when the option is absent. */

@@ -1,0 +1,113 @@
+// What the memory test, the soak and the online bench read from /proc and from nginx access logs.
+import * as fs from 'node:fs';
+
+/** Resident set size now (VmRSS of /proc/<pid>/status), in bytes; NaN once the process is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+export const MiB = 2 ** 20;
+
+export function mib(bytes: number, digits = 1): string {
+  return (bytes / MiB).toFixed(digits);
+}
+
+/** One RSS sample: seconds since the sampler started, bytes. */
+export interface RssSample {
+  t: number;
+  rss: number;
+}
+
+/** Samples a process's VmRSS every `intervalMs` until stop() (or until the process is gone). */
+export class RssSampler {
+  readonly samples: RssSample[] = [];
+  private readonly timer: NodeJS.Timeout;
+  private readonly t0 = performance.now();
+
+  constructor(readonly pid: number, intervalMs = 1000) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), intervalMs);
+    this.timer.unref();
+  }
+
+  /** Takes a sample now (also done by the timer); returns it, or null once the process is gone. */
+  sample(): RssSample | null {
+    const rss = rssBytes(this.pid);
+    if (Number.isNaN(rss)) return null;
+    const s = { t: (performance.now() - this.t0) / 1000, rss };
+    this.samples.push(s);
+    return s;
+  }
+
+  /** Seconds since the sampler started. */
+  elapsed(): number {
+    return (performance.now() - this.t0) / 1000;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Samples with from <= t < to. */
+  between(from: number, to: number): RssSample[] {
+    return this.samples.filter((s) => s.t >= from && s.t < to);
+  }
+
+  max(from = 0, to = Infinity): number {
+    return Math.max(...this.between(from, to).map((s) => s.rss));
+  }
+}
+
+/**
+ * Counts access-log lines per tag (the query parameter name matched by `tagRe`, e.g. /[?&](soak_\w+)=/),
+ * reading only what was appended since the last call.
+ */
+export class TagCounter {
+  private offset = 0;
+  private partial = '';
+  readonly counts = new Map<string, number>();
+
+  constructor(private readonly file: string, private readonly tagRe: RegExp) {}
+
+  update(): Map<string, number> {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, 'r');
+    } catch {
+      return this.counts;
+    }
+    try {
+      const chunk = Buffer.allocUnsafe(1 << 20);
+      for (;;) {
+        const n = fs.readSync(fd, chunk, 0, chunk.length, this.offset);
+        if (n <= 0) break;
+        this.offset += n;
+        const lines = (this.partial + chunk.toString('latin1', 0, n)).split('\n');
+        this.partial = lines.pop() ?? '';
+        for (const l of lines) {
+          const m = this.tagRe.exec(l);
+          if (m) this.counts.set(m[1], (this.counts.get(m[1]) ?? 0) + 1);
+        }
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    return this.counts;
+  }
+
+  get(tag: string): number {
+    return this.counts.get(tag) ?? 0;
+  }
+
+  /** Sum over the tags `pick` accepts. */
+  sum(pick: (tag: string) => boolean = () => true): number {
+    let n = 0;
+    for (const [tag, c] of this.counts) if (pick(tag)) n += c;
+    return n;
+  }
+}
