@@ -58,6 +58,9 @@ describe('target faults (simulated target)', () => {
     for (const p of conversation({ ...client, isn: 900_000_000 }, exchanges)) rig.capture(p);
     rig.advance(2000);
     expect(rig.engine.stats.sessionsReplacedBySyn, 'sessions replaced').to.equal(1);
+    expect(rig.engine.unfinishedSessions.sessions, 'named unfinished').to.deep.equal([
+      { connection: '198.51.100.10:40000->198.51.100.20:80', reason: 'replaced by a new connection' },
+    ]);
     expect(rig.engine.stats.captureGaps, 'no capture loss invented').to.equal(0);
     const streams = rig.sim.history.map((c) => c.bytes.toString('latin1'));
     expect(streams).to.include('GET a 10\nGET b 10\n');

@@ -129,7 +129,9 @@ export interface EngineContext {
 }
 
 /** Why a session could not finish. */
-export type UnfinishedReason = 'handshake timeout' | 'target refused' | 'session timeout' | 'reconnects given up' | 'protocol refused';
+export type UnfinishedReason =
+  | 'handshake timeout' | 'target refused' | 'session timeout' | 'reconnects given up' | 'protocol refused'
+  | 'replaced by a new connection';
 
 /** Sessions that could not finish, named (the first ones), and how many more there were. */
 export interface UnfinishedSessions {

@@ -229,6 +229,7 @@ export class ReplayEngine implements EngineContext {
           // The client reused its port while we still replay its previous connection: a new SYN is a new
           // connection (its earlier one is over for the client), so the old session ends (an RST tells the target).
           this.stats.sessionsReplacedBySyn++;
+          this.unfinished(session.describe(), 'replaced by a new connection');
           session.abort(now);
         }
         this.retire(session);
