@@ -90,7 +90,8 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
       await topo.exec('target', 'ip', ['route', 'replace', 'blackhole', FAKE_NET]);
       intercept = await startIntercept(topo, [80]);
       cap = await startTcpdump(topo, 'online', topo.hosts.online.iface, path.join(topo.workdir, 'tcpcopy-out.pcap'), `tcp and src net ${FAKE_NET} and dst host ${TARGET}`);
-      tcpcopy = await startLiveTcpcopy(topo, [...REPLAY, '-m', String(LIMIT_MB), '--stats-interval', '1']);
+      // -v: the memory guard's messages must not be hidden by the warning budget (the test waits for them).
+      tcpcopy = await startLiveTcpcopy(topo, [...REPLAY, '-m', String(LIMIT_MB), '--stats-interval', '1', '-v']);
       const pid = tcpcopy.proc.pid;
       const sampler = new RssSampler(pid, 1000);
       let stopping = false;
@@ -116,6 +117,12 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
       const lastStats = /sessions (\d+):.*? sent (\d+) packets/.exec(statsLines[statsLines.length - 1] ?? '');
       if (lastStats) r.floodCost = { sessions: Number(lastStats[1]), packets: Number(lastStats[2]) };
       await topo.exec('target', 'ip', ['route', 'replace', FAKE_NET, 'via', ASSISTANT]);
+      // Barrier: tcpcopy admits new connections again (its guard says so once memory is back under the line).
+      const admitting = () => {
+        const err = tcpcopy!.proc.stderr();
+        return err.lastIndexOf('new connections are replayed') >= err.lastIndexOf('new connections are not replayed');
+      };
+      for (let i = 0; i < 100 && !admitting(); i++) await sleep(100);
       const count = (n: NginxHandle) => n.accessLog().filter((e) => e.uri.includes('?afterflood=')).length;
       const load = await pacedLoad(topo, { url: `http://${ONLINE}/blob/1k`, requests: 300, rate: 100, conns: 10, tag: 'afterflood' });
       let last = -1;

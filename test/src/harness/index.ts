@@ -10,3 +10,4 @@ export * from './live';
 export * from './redis';
 export * from './mariadb';
 export * from './mysql-workload';
+export * from './faults';
