@@ -9,33 +9,9 @@ import {
   ed25519PublicKey,
   ed25519Token,
 } from '../src/auth/ed25519';
+import { packageDir, seededBytes } from './auth-helpers';
 
-function packageDir(name: string): string {
-  let dir = path.dirname(require.resolve(name));
-  for (;;) {
-    const pj = path.join(dir, 'package.json');
-    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === name) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`package.json of ${name} not found`);
-    dir = up;
-  }
-}
 
-/** Deterministic bytes (mulberry32). */
-function seededBytes(seed: number): (n: number) => Buffer {
-  let a = seed >>> 0;
-  return (n: number) => {
-    const out = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      out[i] = ((t ^ (t >>> 14)) >>> 0) & 0xff;
-    }
-    return out;
-  };
-}
 
 // MariaDB's own Node connector (mariadb 3.x, ESM; loaded through require(esm) by file path):
 // Ed25519PasswordAuth.encryptPassword(password, seed) signs the first 32 bytes of `seed`.

@@ -2,34 +2,10 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NATIVE_TOKEN_LENGTH, nativePasswordToken } from '../src/auth/native-password';
+import { packageDir, seededBytes } from './auth-helpers';
 
 /** Directory of an installed package whose package.json is hidden behind an `exports` map. */
-function packageDir(name: string): string {
-  let dir = path.dirname(require.resolve(name));
-  for (;;) {
-    const pj = path.join(dir, 'package.json');
-    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === name) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`package.json of ${name} not found`);
-    dir = up;
-  }
-}
 
-/** Deterministic bytes (mulberry32), so that the "random" scrambles are the same on every run. */
-function seededBytes(seed: number): (n: number) => Buffer {
-  let a = seed >>> 0;
-  return (n: number) => {
-    const out = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      out[i] = ((t ^ (t >>> 14)) >>> 0) & 0xff;
-    }
-    return out;
-  };
-}
 
 interface Auth41 {
   calculateToken(password: string, scramble1: Buffer, scramble2: Buffer): Buffer;

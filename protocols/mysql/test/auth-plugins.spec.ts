@@ -5,22 +5,8 @@ import { nativePasswordToken } from '../src/auth/native-password';
 import { cachingSha2Token } from '../src/auth/caching-sha2';
 import { ed25519PublicKey, ed25519Token } from '../src/auth/ed25519';
 import { ed25519 } from '@noble/curves/ed25519';
+import { seededBytes } from './auth-helpers';
 
-/** Deterministic bytes (mulberry32). */
-function seededBytes(seed: number): (n: number) => Buffer {
-  let a = seed >>> 0;
-  return (n: number) => {
-    const out = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      out[i] = ((t ^ (t >>> 14)) >>> 0) & 0xff;
-    }
-    return out;
-  };
-}
 
 describe('auth: computeAuthResponse', () => {
   const rnd = seededBytes(0xd15);
