@@ -114,27 +114,24 @@ export function rssBreakdown(pid: number): { anon: number; file: number; shmem: 
 // ---- access logs -------------------------------------------------------------------------------------
 
 /**
- * Counts the lines of a growing log (an nginx access log) that contain `?TAG=` or `&TAG=`, reading only
- * what was appended since the last call: cheap enough to poll every 100 ms on a log of 100,000s of lines.
- * Lines written before the counter was made are not counted.
+ * The lines appended to a growing file (a log) since the last call, whole lines only: cheap enough to
+ * poll every 100 ms on a log of 100,000s of lines. `fromEnd` skips what the file holds already.
  */
-export class TaggedLineCounter {
+export class LineTail {
   private offset: number;
   private partial = '';
-  private counted = 0;
-  private readonly needles: string[];
 
-  constructor(private readonly file: string, tag: string) {
-    this.needles = [`?${tag}=`, `&${tag}=`];
-    this.offset = fs.existsSync(file) ? fs.statSync(file).size : 0;
+  constructor(private readonly file: string, fromEnd = false) {
+    this.offset = fromEnd && fs.existsSync(file) ? fs.statSync(file).size : 0;
   }
 
-  count(): number {
+  /** Calls `line` for each new whole line. */
+  read(line: (text: string) => void): void {
     let fd: number;
     try {
       fd = fs.openSync(this.file, 'r');
     } catch {
-      return this.counted;
+      return;
     }
     try {
       const chunk = Buffer.allocUnsafe(1 << 20);
@@ -142,14 +139,34 @@ export class TaggedLineCounter {
         const n = fs.readSync(fd, chunk, 0, chunk.length, this.offset);
         if (n <= 0) break;
         this.offset += n;
-        const text = this.partial + chunk.toString('latin1', 0, n);
-        const lines = text.split('\n');
+        const lines = (this.partial + chunk.toString('latin1', 0, n)).split('\n');
         this.partial = lines.pop() ?? '';
-        for (const l of lines) if (this.needles.some((s) => l.includes(s))) this.counted++;
+        for (const l of lines) line(l);
       }
     } finally {
       fs.closeSync(fd);
     }
+  }
+}
+
+/**
+ * Counts the lines of a growing log (an nginx access log) that contain `?TAG=` or `&TAG=`, reading only
+ * what was appended since the last call. Lines written before the counter was made are not counted.
+ */
+export class TaggedLineCounter {
+  private readonly tail: LineTail;
+  private counted = 0;
+  private readonly needles: string[];
+
+  constructor(file: string, tag: string) {
+    this.needles = [`?${tag}=`, `&${tag}=`];
+    this.tail = new LineTail(file, true);
+  }
+
+  count(): number {
+    this.tail.read((l) => {
+      if (this.needles.some((s) => l.includes(s))) this.counted++;
+    });
     return this.counted;
   }
 }

@@ -1,5 +1,6 @@
 // What the memory test, the soak and the online bench read from /proc and from nginx access logs.
 import * as fs from 'node:fs';
+import { LineTail } from '../harness/live-load';
 
 /** Resident set size now (VmRSS of /proc/<pid>/status), in bytes; NaN once the process is gone. */
 export function rssBytes(pid: number): number {
@@ -68,35 +69,18 @@ export class RssSampler {
  * reading only what was appended since the last call.
  */
 export class TagCounter {
-  private offset = 0;
-  private partial = '';
+  private readonly tail: LineTail;
   readonly counts = new Map<string, number>();
 
-  constructor(private readonly file: string, private readonly tagRe: RegExp) {}
+  constructor(file: string, private readonly tagRe: RegExp) {
+    this.tail = new LineTail(file);
+  }
 
   update(): Map<string, number> {
-    let fd: number;
-    try {
-      fd = fs.openSync(this.file, 'r');
-    } catch {
-      return this.counts;
-    }
-    try {
-      const chunk = Buffer.allocUnsafe(1 << 20);
-      for (;;) {
-        const n = fs.readSync(fd, chunk, 0, chunk.length, this.offset);
-        if (n <= 0) break;
-        this.offset += n;
-        const lines = (this.partial + chunk.toString('latin1', 0, n)).split('\n');
-        this.partial = lines.pop() ?? '';
-        for (const l of lines) {
-          const m = this.tagRe.exec(l);
-          if (m) this.counts.set(m[1], (this.counts.get(m[1]) ?? 0) + 1);
-        }
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
+    this.tail.read((l) => {
+      const m = this.tagRe.exec(l);
+      if (m) this.counts.set(m[1], (this.counts.get(m[1]) ?? 0) + 1);
+    });
     return this.counts;
   }
 
