@@ -23,6 +23,7 @@ import { InterceptServer } from '../src/intercept/intercept-server';
 import { routeText, type Route } from '../src/intercept/route-registry';
 import { RouteTable } from '../src/intercept/route-table';
 import { buildPacket, synAckOptions } from '../src/compliance/packets';
+import { fakePeer } from './fuzz/loopback';
 
 const LOOPBACK = '127.0.0.1';
 const TARGET = '198.51.100.2';
@@ -91,23 +92,6 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/** A TCP server that runs `onConn` for each connection (stand-in for a wrong peer). */
-async function fakePeer(onConn: (s: net.Socket) => void): Promise<{ port: number; close: () => Promise<void> }> {
-  const sockets: net.Socket[] = [];
-  const s = net.createServer((c) => {
-    sockets.push(c);
-    c.on('error', () => undefined);
-    onConn(c);
-  });
-  await new Promise<void>((r) => s.listen(0, LOOPBACK, () => r()));
-  return {
-    port: (s.address() as net.AddressInfo).port,
-    close: () => new Promise<void>((r) => {
-      for (const c of sockets) c.destroy();
-      s.close(() => r());
-    }),
-  };
-}
 
 /**
  * A TCP relay to an intercept, so that one client connection can be cut while the others and
