@@ -9,4 +9,9 @@ apt-get update -qq
 # mariadb-server/mariadb-client: the MySQL protocol's tests (mariadbd, mariadb, mariadb-slap); nftables: packet loss planted by the fault tests.
 apt-get install -y -qq libpcap-dev nginx redis-server mariadb-server mariadb-client nftables tcpdump tshark iproute2 ethtool procps apache2-utils >/dev/null
 npm ci --no-audit --no-fund
+# npm ci builds @tcpcopy/core's netio addon (core/engine/native: the raw capture and send sockets) with node-gyp;
+# say so plainly if that did not happen (no C compiler, or scripts turned off).
+if [ ! -f core/engine/build/Release/netio.node ]; then
+  npm rebuild @tcpcopy/core --foreground-scripts || { echo "setup: building core/engine/native/netio.c failed (install gcc and make, then run ./scripts/setup.sh again)" >&2; exit 1; }
+fi
 npx tsc -b

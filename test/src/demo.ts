@@ -5,6 +5,7 @@
 // compared connection by connection. Exit code 0 only if every request the online server saw reached the
 // target, on one connection per online connection, in the same order.
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   TCPCOPY_BIN,
@@ -158,17 +159,23 @@ async function main(): Promise<number> {
     intercept = await startIntercept(t, [PORT]);
     stops.push(() => intercept!.stop());
 
-    const args = ['-i', pcap, '-x', `${PORT}-${TARGET}:${PORT}`, '-s', ASSISTANT, '-c', FAKE_CLIENTS];
-    step(`replaying: tcpcopy ${args.join(' ').replace(pcap, 'online.pcap')}`);
+    const reportFile = path.join(path.dirname(pcap), 'report.json');
+    // A status line every 50 ms (the replay is short), the HTTP protocol for request counts, statuses and latencies.
+    const args = ['-i', pcap, '-x', `${PORT}-${TARGET}:${PORT}`, '-s', ASSISTANT, '-c', FAKE_CLIENTS,
+      '--protocol', 'http', '--stats-interval', '0.05', '--report', reportFile];
+    step(`replaying: tcpcopy ${args.join(' ').replace(pcap, 'online.pcap').replace(reportFile, 'report.json')}`);
     const tc = t.spawn('online', process.execPath, [TCPCOPY_BIN, ...args]);
     const st = await withTimeout(tc.exited, TCPCOPY_TIMEOUT_MS, 'tcpcopy').catch(async (e: Error) => {
       await tc.stop('SIGKILL', 2000).catch(() => undefined);
       throw e;
     });
     if (interrupted) return 130;
-    const tcpcopyLines = tc.stderr().split('\n').filter(Boolean);
-    const summaryLine = tcpcopyLines.find((l) => /^tcpcopy: passes /.test(l)) ?? '(no summary line)';
-    const warnings = tcpcopyLines.filter((l) => l !== summaryLine);
+    const tcpcopyLines = tc.stderr().split('\n').filter(Boolean).map((l) => l.replace(/^tcpcopy: /, ''));
+    const endAt = tcpcopyLines.findIndex((l) => /^replay finished/.test(l));
+    const endSummary = endAt >= 0 ? tcpcopyLines.slice(endAt) : ['(no end summary)'];
+    const statusLines = tcpcopyLines.slice(0, Math.max(endAt, 0)).filter((l) => / s; sessions \d+:/.test(l));
+    const warnings = tcpcopyLines.slice(0, Math.max(endAt, 0)).filter((l) => !statusLines.includes(l));
+    const report = readReport(reportFile);
 
     // Graceful stops flush the access logs.
     await intercept.stop();
@@ -189,8 +196,12 @@ async function main(): Promise<number> {
     say(`  requests     online ${String(cmp.onlineRequests).padEnd(6)} target ${cmp.targetRequests}`);
     say(`  connections  online ${String(cmp.onlineConns).padEnd(6)} target ${cmp.targetConns}`);
     say(`  order        ${cmp.inOrder} of ${cmp.onlineConns} connections: same requests, same order, same statuses${cmp.inOrder === cmp.onlineConns ? '' : ' (NOT all)'}`);
-    say(`  tcpcopy      exit ${st.code ?? st.signal}; ${summaryLine.replace(/^tcpcopy: /, '')}`);
+    say(`  tcpcopy      exit ${st.code ?? st.signal}; its status line (--stats-interval 0.05), the last of ${statusLines.length}:`);
+    say(`               ${statusLines.at(-1) ?? '(none)'}`);
+    say(`               its end summary:`);
+    for (const l of endSummary) say(`               ${l}`);
     for (const w of warnings.slice(0, 5)) say(`               ${w}`);
+    say(`  report.json  ${report}`);
     for (const p of cmp.problems.slice(0, 10)) say(`  problem      ${p}`);
     if (cmp.problems.length > 10) say(`  problem      ... and ${cmp.problems.length - 10} more`);
     say();
@@ -202,6 +213,20 @@ async function main(): Promise<number> {
     step('removing the namespaces');
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     await t.destroy();
+  }
+}
+
+/** The figures of tcpcopy's --report that compare the two servers, on one line. */
+function readReport(file: string): string {
+  try {
+    const r = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const p = r.protocol ?? {};
+    const side = (k: 'online' | 'target'): string =>
+      `${k} ${p.requests?.[k]} requests, statuses ${JSON.stringify(p.status?.[k] ?? {})}, ` +
+      `p50/p99 ${p.latency_ms?.[k]?.p50}/${p.latency_ms?.[k]?.p99} ms`;
+    return `${side('online')}\n               ${side('target')}`;
+  } catch (err) {
+    return `(not readable: ${(err as Error).message})`;
   }
 }
 

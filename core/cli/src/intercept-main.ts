@@ -3,6 +3,12 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { verboseForOldScripts } from './c-habits';
+import { channelSecret, commandLineSecretWarning, daemonArgv, hideSecretFromTitle, SECRET_ENV } from './channel-secret';
+import { interceptDoctor } from './doctor/intercept-doctor';
+import { LOG_FORMATS, type LogFormat } from './log';
+import type { MetricsServer } from './metrics';
+import { parseMetricsAddress, type MetricsAddress } from './metrics-address';
 import {
   checkPidFile,
   daemonChildEnv,
@@ -14,6 +20,8 @@ import {
   writePidFile,
   type Logger,
 } from './process-control';
+import { dropPrivileges, resolveUser, type UnprivilegedUser } from './privileges';
+import { interceptStatus, RateMeter, startStatusLine, statusIntervalSeconds, TerminalStatus } from './status-line';
 import {
   DEFAULT_INTERCEPT_PORT,
   InterceptListenError,
@@ -35,7 +43,8 @@ export function buildCommand(): Command {
         'headers (plus the payload bytes tcpcopy asks for) to the tcpcopy that registered the connection. ' +
         'Run it on the assistant host the target routes the fake client addresses through, with ' +
         'net.ipv4.ip_forward=0 there so that the replies go no further. Capturing needs root (or CAP_NET_RAW).\n\n' +
-        'Example: intercept -i eth0 -F "tcp and src port 80" -d -l /var/log/intercept.log',
+        'Example: intercept -i eth0 -F "tcp and src port 80" -d -l /var/log/intercept.log\n\n' +
+        'Checking the assistant: intercept doctor <the same options> (see intercept doctor --help).',
     )
     .option('-i, --device <dev[,dev]>', 'network device(s) to capture replies on, comma-separated; "any" captures on all of them', 'any')
     .option('-F, --filter <bpf>', 'pcap filter for the replies, e.g. "tcp and src port 80" (default: "tcp and not port <listen port>")')
@@ -49,9 +58,17 @@ export function buildCommand(): Command {
     .option('-P, --pid-file <file>', 'write the process id to this file while running')
     .option('-B, --buffer-size <MiB>',
       'kernel capture buffer per device, in MiB; raise it if replies go missing under load (cap fixes the ' +
-      'snaplen at 64 KiB and libpcap may size every buffer slot for that, so it holds fewer packets than its size suggests)', '64')
-    .option('--stats-interval <s>', 'log the counters every this many seconds; 0 turns it off', '30')
-    .option('-v, --verbose', 'also log every route added and removed')
+      'snaplen at 64 KiB and libpcap may size every buffer slot for that, so it holds fewer packets than its size suggests; ' +
+      'the ring is resident, about twice this size: 16 is the smallest that lost no request in the bench, docs/benchmarks.md)', '16')
+    .option('--stats-interval <s>', 'show the status line every this many seconds; 0 turns it off (default 1 on a terminal, where it is redrawn in place, else 30, as a log line)')
+    .option('-q, --quiet', 'no status line')
+    .option('--metrics <host:port>', 'serve Prometheus metrics (intercept_*) over HTTP at http://HOST:PORT/metrics')
+    .option('--log-format <format>', 'the log\'s lines: text (for people) or json (one JSON object a line)', 'text')
+    .option('--verbose', 'also log every route added and removed (-v among other options means this too, for older scripts)')
+    .option('--secret <secret>', `serve only tcpcopys that prove they know this shared secret, and prove it to them ` +
+      `(challenge-response); better in the environment: ${SECRET_ENV}=... intercept ..., since a command line is visible to every user in ps`)
+    .option('--user <name>', 'once capture and the listening socket are open, stop being root and run as this user (e.g. nobody)')
+    .version(cliVersion(), '-v, --version', 'print the version (as the C intercept\'s -v)')
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined });
@@ -66,9 +83,14 @@ interface Options {
   log?: string;
   daemon?: boolean;
   pidFile?: string;
-  statsInterval: string;
+  statsInterval?: string;
+  quiet?: boolean;
+  metrics?: string;
+  logFormat: string;
   bufferSize: string;
   verbose?: boolean;
+  secret?: string;
+  user?: string;
 }
 
 interface Settings {
@@ -79,9 +101,19 @@ interface Settings {
   passlist: number[];
   logFile: string | null;
   pidFile: string | null;
-  statsIntervalS: number;
+  /** undefined: by where the status line goes. */
+  statsIntervalS: number | undefined;
+  quiet: boolean;
+  metrics: MetricsAddress | null;
+  logFormat: LogFormat;
   bufferBytes: number;
   verbose: boolean;
+  daemon: boolean;
+  /** --secret or TCPCOPY_SECRET; null: tcpcopys are not authenticated. */
+  secret: string | null;
+  secretOnCommandLine: boolean;
+  /** --user: whom to become once capture and the listening socket are open. */
+  user: UnprivilegedUser | null;
 }
 
 function validate(o: Options): Settings {
@@ -101,14 +133,20 @@ function validate(o: Options): Settings {
     if (ip < 0) throw new UsageError(`pass list entry "${text}" is not an IPv4 address (give -x addresses like 192.0.2.10,192.0.2.11)`);
     passlist.push(ip);
   }
-  if (!/^\d+(\.\d+)?$/.test(o.statsInterval)) {
+  if (o.statsInterval !== undefined && !/^\d+(\.\d+)?$/.test(o.statsInterval)) {
     throw new UsageError(`stats interval "${o.statsInterval}" is not a number of seconds (use 0 to turn it off)`);
   }
   if (!/^\d+$/.test(o.bufferSize) || Number(o.bufferSize) < 1 || Number(o.bufferSize) > 2047) {
     throw new UsageError(`buffer size "${o.bufferSize}" is out of range (give -B a number of MiB from 1 to 2047)`);
   }
   if (o.device.trim() === '') throw new UsageError('no capture device given (give -i a device from `ip link`, or any)');
+  if (!(LOG_FORMATS as readonly string[]).includes(o.logFormat)) throw new UsageError(`--log-format ${o.logFormat}: expected ${LOG_FORMATS.join(' or ')}`);
+  const secret = channelSecret(o.secret);
   return {
+    daemon: !!o.daemon,
+    secret: secret.secret,
+    secretOnCommandLine: secret.onCommandLine,
+    user: o.user !== undefined ? resolveUser(o.user, COMMAND) : null,
     devices: o.device,
     filter: o.filter ?? `tcp and not port ${port}`,
     port,
@@ -116,7 +154,10 @@ function validate(o: Options): Settings {
     passlist,
     logFile: o.log ? path.resolve(o.log) : null,
     pidFile: o.pidFile ? path.resolve(o.pidFile) : null,
-    statsIntervalS: Number(o.statsInterval),
+    statsIntervalS: o.statsInterval === undefined ? undefined : Number(o.statsInterval),
+    quiet: !!o.quiet,
+    metrics: o.metrics === undefined ? null : parseMetricsAddress(o.metrics),
+    logFormat: o.logFormat as LogFormat,
     bufferBytes: Number(o.bufferSize) * 1024 * 1024,
     verbose: !!o.verbose,
   };
@@ -139,8 +180,31 @@ function describe(err: unknown): { message: string; code: number } {
   return { message: `internal error: ${e?.stack ?? e}`, code: 1 };
 }
 
-export async function main(argv: string[]): Promise<void> {
+/**
+ * argv (without node and the script) as intercept's settings; null when it asked for --help or
+ * --version, which commander has printed. Throws UsageError for bad input.
+ */
+export function parseInterceptArgs(argv: string[]): Settings | null {
   const program = buildCommand();
+  try {
+    program.parse(verboseForOldScripts(argv, program), { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return null;
+      throw new UsageError(`${err.message.replace(/^error: /, '')} (see intercept --help)`);
+    }
+    throw err;
+  }
+  return validate(program.opts<Options>());
+}
+
+/** The CLI package's version, as -v and --version print it. */
+function cliVersion(): string {
+  return (require('../../package.json') as { version: string }).version;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'doctor') return interceptDoctor(argv.slice(1), buildCommand); // `intercept doctor`: checks the assistant
   const daemonChild = process.env[DAEMON_CHILD_ENV] === '1';
   delete process.env[DAEMON_CHILD_ENV];
   /** In the daemon child, start-up errors go back to the waiting parent. */
@@ -155,40 +219,55 @@ export async function main(argv: string[]): Promise<void> {
 
   let settings: Settings;
   try {
-    try {
-      program.parse(argv, { from: 'user' });
-    } catch (err) {
-      if (err instanceof CommanderError) {
-        if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0);
-        throw new UsageError(`${err.message.replace(/^error: /, '')} (see intercept --help)`);
-      }
-      throw err;
-    }
-    settings = validate(program.opts<Options>());
+    const parsed = parseInterceptArgs(argv);
+    if (!parsed) process.exit(0); // --help or --version: commander printed it
+    settings = parsed;
   } catch (err) {
     const d = describe(err);
     reportFailure(d.message, d.code);
     return;
   }
 
-  if (program.opts<Options>().daemon && !daemonChild) {
-    await daemonize(COMMAND, argv, settings.logFile, settings.pidFile);
+  if (settings.secretOnCommandLine) hideSecretFromTitle(COMMAND, argv);
+  if (settings.daemon && !daemonChild) {
+    if (settings.secretOnCommandLine) process.stderr.write(`${COMMAND}: ${commandLineSecretWarning(COMMAND)}\n`);
+    // The daemon gets the secret in its environment, never on its command line.
+    await daemonize(COMMAND, daemonArgv(argv, settings.secret, settings.secretOnCommandLine), settings.logFile, settings.pidFile);
     return;
   }
 
   let log: Logger;
   let capture: LiveCapture | null = null;
   let server: InterceptServer | null = null;
+  let metrics: MetricsServer | null = null;
+  // The status line is redrawn in place on a terminal; elsewhere (a pipe, a file, a daemon) it is a log line.
+  const terminal = !settings.quiet && !daemonChild && process.stderr.isTTY === true ? new TerminalStatus() : null;
   try {
     if (settings.pidFile) checkPidFile(settings.pidFile, COMMAND);
-    log = openLog(settings.logFile, settings.verbose);
-    server = new InterceptServer({ port: settings.port, host: settings.bind, passlist: settings.passlist, log });
+    log = openLog(settings.logFile, settings.verbose, { format: settings.logFormat, name: COMMAND, terminal: terminal ?? undefined });
+    if (settings.secretOnCommandLine) log('warn', commandLineSecretWarning(COMMAND));
+    server = new InterceptServer({
+      port: settings.port, host: settings.bind, passlist: settings.passlist, log, ...(settings.secret !== null ? { secret: settings.secret } : {}),
+    });
     capture = new LiveCapture({ device: settings.devices, filter: settings.filter, bufferSize: settings.bufferBytes });
     capture.start(server.onCapturedFrame);
     for (const w of capture.warnings) log('warn', w);
     await server.listen();
+    if (settings.metrics) {
+      const [srv, cap] = [server, capture];
+      // Loaded only with --metrics: prom-client takes tens of ms to load.
+      const { MetricsServer } = require('./metrics') as typeof import('./metrics');
+      const { interceptMetrics } = require('./intercept-metrics') as typeof import('./intercept-metrics');
+      metrics = await MetricsServer.start(settings.metrics, interceptMetrics(() => srv.stats(), () => cap.stats()));
+    }
     if (settings.pidFile) writePidFile(settings.pidFile, COMMAND);
+    // Capture, the listening socket, the log and the pid file are open: --user drops root now.
+    if (settings.user) {
+      dropPrivileges(settings.user);
+      log('info', `running as user ${settings.user.name} (uid ${settings.user.uid}, gid ${settings.user.gid}) from now on`);
+    }
   } catch (err) {
+    await metrics?.close();
     capture?.close();
     await server?.close();
     const d = describe(err);
@@ -209,10 +288,14 @@ export async function main(argv: string[]): Promise<void> {
 
   const cap = capture;
   const srv = server;
-  const timer = settings.statsIntervalS > 0
-    ? setInterval(() => log('info', statsLine(srv.stats(), cap)), settings.statsIntervalS * 1000)
-    : null;
-  timer?.unref();
+  const started = performance.now();
+  const rate = new RateMeter();
+  const status = startStatusLine({
+    intervalS: settings.quiet ? 0 : statusIntervalSeconds(settings.statsIntervalS, terminal !== null),
+    terminal,
+    log,
+    read: () => interceptStatus(srv.stats(), (performance.now() - started) / 1000, rate, process.memoryUsage.rss()),
+  });
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -221,11 +304,12 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(0); // a second signal: do not wait any longer
     }
     stopping = true;
+    status.stop();
     log('info', `${signal}: stopping`);
-    if (timer) clearInterval(timer);
     cap.close();
-    srv.close().then(() => {
-      log('info', statsLine(srv.stats(), cap));
+    const stopped = metrics ? metrics.close() : Promise.resolve();
+    Promise.all([srv.close(), stopped]).then(() => {
+      log('info', statsLine(srv.stats(), cap), { stats: { ...srv.stats(), capture: cap.stats().packets } });
       removePidFile(settings.pidFile);
       process.exit(0);
     }, () => process.exit(0));

@@ -2,14 +2,15 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createLogger, type Logger, type LogOptions } from './log';
 
 /** Bad input: one line "<command>: <what> (<how to fix>)" on stderr, exit code 2. */
 export class UsageError extends Error {}
 
-export type Logger = (level: 'info' | 'warn' | 'debug', message: string) => void;
+export type { LogFields, Logger, LogFormat, LogLevel } from './log';
 
-/** Appends timestamped lines to `file` (or stderr); a write failure never takes the process down. */
-export function openLog(file: string | null, verbose: boolean): Logger {
+/** Appends log lines to `file` (or writes them to stderr); text or JSON as `opts` says (see log.ts). */
+export function openLog(file: string | null, verbose: boolean, opts: LogOptions = {}): Logger {
   let fd = 2;
   if (file) {
     try {
@@ -19,14 +20,7 @@ export function openLog(file: string | null, verbose: boolean): Logger {
         '(check the directory exists and is writable, or change -l)');
     }
   }
-  return (level, message) => {
-    if (level === 'debug' && !verbose) return;
-    try {
-      fs.writeSync(fd, `${new Date().toISOString()} ${level} ${message}\n`);
-    } catch {
-      // A full disk or a closed stderr must not take the process down.
-    }
-  };
+  return createLogger(fd, verbose, opts);
 }
 
 function pidAlive(pid: number): boolean {

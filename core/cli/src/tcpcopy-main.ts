@@ -2,8 +2,14 @@
 // @tcpcopy/core's replay(); the options are tcpcopy-options.ts; this file adds what only a command
 // does: the log and its warning budgets, daemon mode, the pid file, signals, the exit code.
 import { ReplayError, type ReplayReadyInfo, type ReplaySummary, replay } from '@tcpcopy/core';
+import { commandLineSecretWarning, daemonArgv, hideSecretFromTitle } from './channel-secret';
+import { dropPrivileges } from './privileges';
 import { checkPidFile, daemonChildEnv, daemonize, fail, openLog, removePidFile, UsageError, writePidFile, type Logger } from './process-control';
-import { formatSummary } from './summary-format';
+import type { MetricsServer } from './metrics';
+import { RateMeter, replayStatus, startStatusLine, statusIntervalSeconds, TerminalStatus } from './status-line';
+import { buildReport, saveReport, type TcpcopyReport } from './report';
+import { formatEndSummary } from './summary-format';
+import { tcpcopyDoctor } from './doctor/tcpcopy-doctor';
 import { COMMAND, parseTcpcopyArgs } from './tcpcopy-options';
 import { warningBudget } from './warning-budget';
 
@@ -15,6 +21,7 @@ const EXIT_MEMORY = 3;
 const EXIT_INTERRUPTED = 130;
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'doctor') return tcpcopyDoctor(argv.slice(1)); // `tcpcopy doctor`: checks instead of a replay
   const daemonChild = process.env[DAEMON_CHILD_ENV] === '1';
   delete process.env[DAEMON_CHILD_ENV];
   const startupFailure = (message: string, code: number): never => {
@@ -26,16 +33,33 @@ export async function main(argv: string[]): Promise<void> {
   };
   let log: Logger = (_level, message) => process.stderr.write(`${COMMAND}: ${message}\n`);
   let pidFile: string | null = null;
+  // Started once the replay runs (in ready()); typed so that TypeScript does not take it for null for good.
+  let status = null as { stop(): void } | null;
+  let metrics: MetricsServer | null = null;
 
   try {
     const args = parseTcpcopyArgs(argv);
     if (!args) process.exit(0); // --help or --version: commander printed it
+    if (args.secretOnCommandLine) hideSecretFromTitle(COMMAND, argv);
     if (args.daemon && !daemonChild) {
-      await daemonize(COMMAND, argv, args.logFile, args.pidFile);
+      if (args.secretOnCommandLine) process.stderr.write(`${COMMAND}: ${commandLineSecretWarning(COMMAND)}\n`);
+      // The daemon gets the secret in its environment, never on its command line.
+      await daemonize(COMMAND, daemonArgv(argv, args.replay.interceptSecret, args.secretOnCommandLine), args.logFile, args.pidFile);
       return;
     }
-    if (args.logFile) log = openLog(args.logFile, args.verbose);
+    // The status line is redrawn in place on a terminal; elsewhere (a pipe, a file, a daemon) it is a log line.
+    const terminal = !args.quiet && !daemonChild && process.stderr.isTTY === true ? new TerminalStatus() : null;
+    log = openLog(args.logFile, args.verbose, { format: args.logFormat, name: COMMAND, prefixOnStderr: true, terminal: terminal ?? undefined });
     if (args.pidFile) checkPidFile(args.pidFile, COMMAND);
+    if (args.secretOnCommandLine) log('warn', commandLineSecretWarning(COMMAND));
+    /** The replay's counters on demand, once it runs. */
+    let counters: (() => ReplaySummary) | null = null;
+    if (args.metrics) {
+      // Loaded only with --metrics: prom-client takes tens of ms to load.
+      const { MetricsServer } = require('./metrics') as typeof import('./metrics');
+      const { tcpcopyMetrics } = require('./tcpcopy-metrics') as typeof import('./tcpcopy-metrics');
+      metrics = await MetricsServer.start(args.metrics, tcpcopyMetrics(() => counters?.() ?? null));
+    }
 
     // A warning budget per source, so that a chatty protocol never crowds out the engine's own warnings.
     let protocolName = String(args.replay.protocol);
@@ -47,9 +71,22 @@ export async function main(argv: string[]): Promise<void> {
 
     const ready = (info: ReplayReadyInfo): void => {
       protocolName = info.protocol;
+      counters = info.stats;
+      const rate = new RateMeter();
+      status = startStatusLine({
+        intervalS: args.quiet ? 0 : statusIntervalSeconds(args.statsIntervalS, terminal !== null),
+        terminal,
+        log,
+        read: () => replayStatus(info.stats(), rate, process.memoryUsage.rss()),
+      });
       if (args.pidFile) {
         writePidFile(args.pidFile, COMMAND);
         pidFile = args.pidFile;
+      }
+      // Everything that needs root is open now (raw sockets, capture, log, pid file): --user drops it.
+      if (args.user) {
+        dropPrivileges(args.user);
+        log('info', `running as user ${args.user.name} (uid ${args.user.uid}, gid ${args.user.gid}) from now on`);
       }
       if (args.offline) {
         let interrupted = false;
@@ -73,6 +110,7 @@ export async function main(argv: string[]): Promise<void> {
       process.on('SIGTERM', () => stopper.abort());
     };
 
+    const startedAt = new Date();
     const summary = await replay({
       ...args.replay,
       warn,
@@ -81,7 +119,6 @@ export async function main(argv: string[]): Promise<void> {
         log('warn', message);
         lostIntercept ??= err.address;
       },
-      onStats: (s) => log('info', formatSummary(s)),
       onReady: ready,
       signal: stopper.signal,
     });
@@ -89,11 +126,19 @@ export async function main(argv: string[]): Promise<void> {
     if (summary.end === 'intercept lost') {
       log('warn', `stopping: intercept at ${lostIntercept} is gone (start it again and rerun, or give -L to keep replaying and reconnect)`);
     }
-    report(summary, args.summary, log);
+    status?.stop();
+    const endReport = buildReport(summary, {
+      argv, replay: args.replay, offline: args.offline, startedAt, endedAt: new Date(), exitCode: exitCode(summary, args.offline),
+    });
+    if (args.reportFile) saveReport(args.reportFile, endReport, (message) => log('warn', message));
+    report(summary, endReport, args.summary, args.reportFile, log);
     if (summary.end === 'memory') log('warn', `stopped at the -m limit of ${args.memoryLimitMb} MB (raise -m, or lower -n)`);
     removePidFile(pidFile);
+    await metrics?.close();
     process.exit(exitCode(summary, args.offline));
   } catch (err) {
+    status?.stop();
+    await metrics?.close();
     removePidFile(pidFile);
     // Bad input, or an environment that does not allow the replay: one line, exit 2. Anything else is a bug.
     if (err instanceof UsageError || err instanceof ReplayError) startupFailure(err.message, EXIT_USAGE);
@@ -102,10 +147,15 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-/** The counters at the end: one JSON line on stdout (--summary json), or a line in the log. */
-function report(summary: ReplaySummary, format: 'text' | 'json', log: Logger): void {
+/** The counters at the end: one JSON line on stdout (--summary json), or the report's figures in the log. */
+function report(summary: ReplaySummary, endReport: TcpcopyReport, format: 'text' | 'json', reportFile: string | null, log: Logger): void {
   if (format === 'json') process.stdout.write(JSON.stringify(summary) + '\n');
-  else log('info', formatSummary(summary));
+  else {
+    // One log line each, so every line carries the log's prefix; the counters go with the first (JSON logs).
+    const [first, ...rest] = formatEndSummary(endReport, reportFile);
+    log('info', first, { summary });
+    for (const line of rest) log('info', line);
+  }
 }
 
 function exitCode(summary: ReplaySummary, offline: boolean): number {

@@ -5,7 +5,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseProtocolOptions, ProtocolLoadError, type ReplayOptions } from '@tcpcopy/core';
 import { BUILT_IN_PROTOCOLS } from './built-in-protocols';
+import { verboseForOldScripts } from './c-habits';
+import { channelSecret, SECRET_ENV } from './channel-secret';
+import { resolveUser, type UnprivilegedUser } from './privileges';
+import { LOG_FORMATS, type LogFormat } from './log';
+import { parseMetricsAddress, type MetricsAddress } from './metrics-address';
 import { UsageError } from './process-control';
+import { resolveReportPath } from './report';
 
 export const COMMAND = 'tcpcopy';
 
@@ -17,6 +23,8 @@ export interface TcpcopyInvocation {
   offline: boolean;
   /** --summary. */
   summary: 'text' | 'json';
+  /** --report, absolute (its directory checked). */
+  reportFile: string | null;
   /** -l, absolute. */
   logFile: string | null;
   /** -P, absolute. */
@@ -29,6 +37,18 @@ export interface TcpcopyInvocation {
   intercept: string;
   /** -m, MB (live). */
   memoryLimitMb: number;
+  /** --secret came on the command line (warn, hide it from ps, keep it off a daemon's command line). */
+  secretOnCommandLine: boolean;
+  /** --user: whom to become once the sockets are open. */
+  user: UnprivilegedUser | null;
+  /** --stats-interval, seconds (0: no status line); undefined: by where the line goes (status-line.ts). */
+  statsIntervalS: number | undefined;
+  /** -q: no status line. */
+  quiet: boolean;
+  /** --metrics HOST:PORT. */
+  metrics: MetricsAddress | null;
+  /** --log-format. */
+  logFormat: LogFormat;
 }
 
 function number(name: string, min: number, max: number, integer = true) {
@@ -48,7 +68,8 @@ export function buildCommand(): Command {
       'Copies client traffic, live from a network device or from a pcap file, to a target server as real TCP sessions.\n' +
         'The target must route its replies for the client addresses to the host running intercept.\n' +
         'Live:    tcpcopy -i eth0 -x 80-198.51.100.30:80 -s 198.51.100.40 -c 203.0.113.x\n' +
-        'Offline: tcpcopy -i online.pcap -x 80-198.51.100.30:80 -s 198.51.100.40 -c 203.0.113.x -a 10',
+        'Offline: tcpcopy -i online.pcap -x 80-198.51.100.30:80 -s 198.51.100.40 -c 203.0.113.x -a 10\n' +
+        'Nothing reaches the target? tcpcopy doctor <the same options> checks the path (see tcpcopy doctor --help).',
     )
     .option('-i, --input <file|device>', 'a pcap file to replay, or the device(s) to capture on live (comma-separated, or any); without it, live on every device')
     .requiredOption('-x, --transfer <spec>',
@@ -88,12 +109,20 @@ export function buildCommand(): Command {
     // The option's former name, still taken (scripts written for it keep working).
     .addOption(new Option('--gate-idle <ms>').argParser(number('--gate-idle', 1, 600_000)).hideHelp())
     .option('--summary <format>', 'print the counters at the end: text or json', 'text')
-    .option('--stats-interval <s>', 'live: log the counters every this many seconds (0: never)', number('--stats-interval', 0, 86_400), 30)
+    .option('--report <file>', 'write the end-of-run report (connections, packets, requests by status, latencies) to this JSON file (docs/report.md)')
+    .option('--stats-interval <s>', 'show the status line every this many seconds (0: never; default 1 on a terminal, where it is redrawn in place, else 30, as a log line)',
+      number('--stats-interval', 0, 86_400, false))
+    .option('-q, --quiet', 'no status line')
+    .option('--metrics <host:port>', 'serve Prometheus metrics (tcpcopy_*) over HTTP at http://HOST:PORT/metrics')
+    .option('--log-format <format>', 'the log\'s lines: text (for people) or json (one JSON object a line)', 'text')
     .option('-l, --log <file>', 'append warnings and statistics to this file instead of stderr')
     .option('-d, --daemon', 'run in the background, logging to -l (default ./tcpcopy.log)')
     .option('-P, --pid-file <file>', 'write the process id to this file while running')
-    .option('-v, --verbose', 'report every warning, not only the first ones')
-    .version(cliVersion(), '--version', 'print the version')
+    .option('--verbose', 'report every warning, not only the first ones (-v among other options means this too, for older scripts)')
+    .option('--secret <secret>', `authenticate to the intercept(s) with this shared secret (challenge-response, both ways); ` +
+      `better in the environment: ${SECRET_ENV}=... tcpcopy ..., since a command line is visible to every user in ps`)
+    .option('--user <name>', 'once the sockets are open, stop being root and run as this user (e.g. nobody)')
+    .version(cliVersion(), '-v, --version', 'print the version (as the C tool\'s -v)')
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined });
@@ -107,7 +136,7 @@ export function buildCommand(): Command {
 export function parseTcpcopyArgs(argv: string[]): TcpcopyInvocation | null {
   const program = buildCommand();
   try {
-    program.parse(argv, { from: 'user' });
+    program.parse(verboseForOldScripts(argv, program), { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return null;
@@ -120,7 +149,10 @@ export function parseTcpcopyArgs(argv: string[]): TcpcopyInvocation | null {
   const offline = mode(o, given);
   if (o.summary !== 'text' && o.summary !== 'json') throw new UsageError(`--summary ${o.summary}: expected text or json`);
   if (o.capture !== undefined && o.capture !== 'pcap' && o.capture !== 'raw') throw new UsageError(`--capture ${o.capture}: expected raw or pcap`);
+  if (!LOG_FORMATS.includes(o.logFormat)) throw new UsageError(`--log-format ${o.logFormat}: expected ${LOG_FORMATS.join(' or ')}`);
+  const metrics = o.metrics !== undefined ? parseMetricsAddress(o.metrics) : null;
 
+  const secret = channelSecret(o.secret);
   const protocolOpts: string[] = [...o.protocolOpt];
   if (o.mysqlUser.length > 0) {
     if (o.protocol !== 'mysql') throw new UsageError(`--mysql-user applies only to --protocol mysql (add --protocol mysql, or drop --mysql-user)`);
@@ -140,6 +172,7 @@ export function parseTcpcopyArgs(argv: string[]): TcpcopyInvocation | null {
     interceptPort: o.interceptPort,
     channelsPerIntercept: o.channels,
     keepRunning: !!o.keepRunning,
+    ...(secret.secret !== null ? { interceptSecret: secret.secret } : {}),
     clientAddresses: o.clientIp,
     localAddress: o.localAddress,
     protocol: o.protocol,
@@ -171,19 +204,25 @@ export function parseTcpcopyArgs(argv: string[]): TcpcopyInvocation | null {
       bufferSize: o.bufferSize * 2 ** 20,
       snaplen: given('snaplen') ? o.snaplen : undefined,
       memoryLimitBytes: o.memoryLimit * 2 ** 20,
-      statsIntervalMs: o.statsInterval * 1000,
     });
   }
   return {
     replay,
     offline,
     summary: o.summary,
+    reportFile: o.report !== undefined ? resolveReportPath(o.report) : null,
     logFile: o.log ? path.resolve(o.log) : null,
     pidFile: o.pidFile ? path.resolve(o.pidFile) : null,
     daemon: !!o.daemon,
     verbose: !!o.verbose,
     intercept: o.intercept,
     memoryLimitMb: o.memoryLimit,
+    secretOnCommandLine: secret.onCommandLine,
+    user: o.user !== undefined ? resolveUser(o.user, COMMAND) : null,
+    statsIntervalS: o.statsInterval,
+    quiet: !!o.quiet,
+    metrics,
+    logFormat: o.logFormat,
   };
 }
 
@@ -199,10 +238,10 @@ function mode(o: Record<string, unknown>, given: (name: string) => boolean): boo
     offline = input.includes('/') || /\.(pcap|cap|pcapng|dump)$/i.test(input);
   }
   // -m guards the online host's memory during live capture; an offline replay has no such guard.
-  const wrong = (offline ? ['filter', 'bufferSize', 'snaplen', 'capture', 'statsInterval', 'memoryLimit'] : ['speed', 'maxGap', 'times', 'tailTimeout']).filter(given);
+  const wrong = (offline ? ['filter', 'bufferSize', 'snaplen', 'capture', 'memoryLimit'] : ['speed', 'maxGap', 'times', 'tailTimeout']).filter(given);
   if (wrong.length) {
     const flag: Record<string, string> = {
-      filter: '-F', bufferSize: '-B', snaplen: '-S', capture: '--capture', statsInterval: '--stats-interval', memoryLimit: '-m',
+      filter: '-F', bufferSize: '-B', snaplen: '-S', capture: '--capture', memoryLimit: '-m',
       speed: '-a', maxGap: '-I', times: '-T', tailTimeout: '--tail-timeout',
     };
     const list = wrong.map((w) => flag[w]).join(', ');

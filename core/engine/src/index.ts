@@ -23,6 +23,7 @@ import 'reflect-metadata';
 export type {
   ClientDataInfo,
   ConnectInfo,
+  OnlineDataInfo,
   ProtocolContext,
   ProtocolOptions,
   ProtocolSession,
@@ -33,6 +34,14 @@ export type {
   TargetDataInfo,
 } from './protocol/session-protocol';
 export { byteCountRelease, CLOSE_TAG, MAX_REPLY_PAYLOAD_BYTES } from './protocol/session-protocol';
+// What a protocol that frames requests reports (SessionProtocol.requestStats): counts, statuses, latencies.
+export {
+  LatencyHistogram,
+  RequestStats,
+  RequestTally,
+  type LatencySummary,
+  type RequestStatsSnapshot,
+} from './protocol/request-stats';
 export {
   loadProtocol,
   parseProtocolOptions,

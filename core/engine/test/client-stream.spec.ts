@@ -265,4 +265,19 @@ describe('ClientStream: a segment across several holes', () => {
     expect(s.bytes).to.equal(20);
     expect(add(10, 30), 'all held already').to.equal(false);
   });
+
+  it('streams emptied and filled again never share segments (the empty state is one shared array)', () => {
+    const a = new ClientStream();
+    const c = new ClientStream();
+    a.add(100, 100, b('abc'), 0, 3, 0);
+    a.release(103);
+    expect(a.size).to.equal(0);
+    a.add(103, 105, b('xy'), 0, 2, 0);
+    expect(c.size, 'another stream stays empty').to.equal(0);
+    c.add(0, 0, b('q'), 0, 1, 0);
+    expect(held(c)).to.deep.equal([[0, 'q']]);
+    expect(held(a)).to.deep.equal([[105, 'xy']]);
+    a.clear();
+    expect(held(c)).to.deep.equal([[0, 'q']]);
+  });
 });

@@ -52,4 +52,24 @@ describe('live replay: -m memory limit', () => {
     expect(source.closed).to.equal(true);
     expect(warnings.join('\n')).to.match(/near the -m limit[\s\S]*at the -m limit/);
   });
+
+  it('judges memory on a reading taken after the collection has handed its pages back, not at once', async () => {
+    const engine = new ReplayEngine({ transfers: new TransferTable(parseTransfers('80-198.51.100.30:80')), sink: new RecordingSink() });
+    // Above 85 % until collected; like V8, the collection returns its pages a few milliseconds later.
+    let rss = 900;
+    let collections = 0;
+    const collect = () => {
+      collections++;
+      setTimeout(() => (rss = 500), 5);
+    };
+    const warnings: string[] = [];
+    const live = replayLive(engine, new ManualSource(), { memoryLimitBytes: 1000, rss: () => rss, collect, warn: (m) => warnings.push(m) });
+    for (const end = Date.now() + 2000; collections === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    // Two more checks (every 250 ms) after the collection.
+    await new Promise((r) => setTimeout(r, 600));
+    live.stop();
+    expect(collections, 'collections').to.equal(1);
+    expect(warnings, 'the guard never refused: the memory was garbage').to.deep.equal([]);
+    expect(engine.admitting).to.equal(true);
+  });
 });

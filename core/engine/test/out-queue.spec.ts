@@ -327,4 +327,20 @@ describe('OutQueue', () => {
       expect(chunkSum(c, 0, data.length)).to.equal(sumBytes(data, 0, data.length));
     });
   });
+
+  it('queues emptied and filled again never share chunks (the empty state is one shared array)', () => {
+    const a = new OutQueue();
+    const c = new OutQueue();
+    a.insertAt(0, [{ data: b('LOGIN'), tag: 0, serverBytes: 0 }]);
+    a.push(b('Q1'), 1, 0, -1);
+    a.release(a.endPos);
+    a.insertAt(a.endPos, [{ data: b('AGAIN'), tag: 0, serverBytes: 0 }]);
+    expect(c.size, 'another queue stays empty').to.equal(0);
+    expect(c.chunkAt(0)).to.equal(undefined);
+    c.push(b('X'), 0, 0, -1);
+    expect(layout(c)).to.deep.equal([[0, 'X', 0]]);
+    expect(layout(a)).to.deep.equal([[7, 'AGAIN', 0]]);
+    a.clear();
+    expect(layout(c)).to.deep.equal([[0, 'X', 0]]);
+  });
 });

@@ -6,6 +6,7 @@ import * as core from '../src/index';
 const PUBLIC_VALUES = [
   // (a) the protocol contract
   'byteCountRelease', 'CLOSE_TAG', 'MAX_REPLY_PAYLOAD_BYTES', 'loadProtocol', 'parseProtocolOptions', 'ProtocolLoadError',
+  'LatencyHistogram', 'RequestStats', 'RequestTally',
   // (b) replaying in-process
   'createReplayContainer', 'Tokens', 'ReplayEngine', 'OptionError', 'parseClientAddresses', 'parseTransfers', 'TransferTable',
   'formatIpv4', 'parseIpv4', 'replay', 'ReplayError', 'replayOffline', 'replayLive', 'PcapLiveSource', 'RawSocketLiveSource', 'captureFilter',

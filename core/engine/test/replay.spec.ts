@@ -90,6 +90,7 @@ describe('replay(): a whole replay in one call', function () {
     expect(ready).to.have.length(1);
     expect(ready[0]).to.include({ mode: 'offline', protocol: 'raw' });
     expect(ready[0].intercepts).to.deep.equal([`127.0.0.1:${intercept.port}`]);
+    expect(ready[0].stats().engine.sessionsCreated, 'the counters on demand').to.equal(1);
     expect(warnings.join('\n')).to.match(/sessions still busy/); // the target never answers
   });
 

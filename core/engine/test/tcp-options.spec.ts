@@ -134,4 +134,24 @@ describe('TcpOptions', () => {
     expect(again.tsVal, 'the option after it is untouched').to.equal(5);
     expect(again.valid).to.equal(true);
   });
+
+  describe('timestampValue (one field, per reply)', () => {
+    it("reads TSval of Linux's NOP, NOP, timestamp layout, full 32-bit", () => {
+      const buf = Buffer.concat([Buffer.alloc(20, 0xaa), hex('0101080a fffffffe 00000007'), Buffer.alloc(16, 0x08)]);
+      expect(new TcpOptions().timestampValue(buf, 20, 32)).to.equal(0xfffffffe);
+    });
+
+    it('parses any other layout, and says -1 when there is no timestamp', () => {
+      const o = new TcpOptions();
+      const sack = Buffer.concat([Buffer.alloc(20), hex('0101050a 00000001 00000002 0101080a 00000009 00000000')]);
+      expect(o.timestampValue(sack, 20, sack.length), 'after a SACK block').to.equal(9);
+      const reversed = Buffer.concat([Buffer.alloc(20), hex('080a 00000011 00000000 0101')]);
+      expect(o.timestampValue(reversed, 20, reversed.length), 'timestamp first, NOPs after').to.equal(0x11);
+      const none = Buffer.concat([Buffer.alloc(20), hex('01010402')]);
+      expect(o.timestampValue(none, 20, none.length)).to.equal(-1);
+      expect(o.timestampValue(none, 20, 20), 'no options at all').to.equal(-1);
+      const cut = Buffer.concat([Buffer.alloc(20), hex('0101080a 00000005')]);
+      expect(o.timestampValue(cut, 20, cut.length), 'a timestamp option cut short').to.equal(-1);
+    });
+  });
 });

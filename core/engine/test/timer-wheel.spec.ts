@@ -5,6 +5,8 @@ function entry(deadline: number, fired: number[]): WheelEntry {
   return {
     deadline,
     wheelSlot: -1,
+    wheelPrev: null,
+    wheelNext: null,
     onDeadline(now: number) {
       fired.push(now);
       this.deadline = Infinity;
@@ -49,6 +51,8 @@ describe('timer wheel', () => {
     const again: WheelEntry = {
       deadline: 30,
       wheelSlot: -1,
+      wheelPrev: null,
+      wheelNext: null,
       onDeadline(now) {
         fired.push(-now);
         this.deadline = now < 100 ? now + 50 : Infinity;
@@ -57,5 +61,49 @@ describe('timer wheel', () => {
     w.arm(again);
     for (let t = 0; t <= 200; t++) w.advance(t);
     expect(fired).to.deep.equal([-30, 40, -80, -130]);
+  });
+
+  it('fires an entry that a callback files into the slot being walked, and skips one a callback removes', () => {
+    const w = new TimerWheel(5, 64, 0);
+    const fired: number[] = [];
+    const late = entry(12, fired);
+    const removed = entry(11, fired);
+    const first: WheelEntry = {
+      deadline: 10,
+      wheelSlot: -1,
+      wheelPrev: null,
+      wheelNext: null,
+      onDeadline(now) {
+        fired.push(-now);
+        this.deadline = Infinity;
+        w.remove(removed);
+        w.arm(late);
+      },
+    };
+    w.arm(first);
+    w.arm(removed);
+    // One advance well past the slot: the slot is walked once, then the cursor moves on.
+    w.advance(40);
+    expect(fired).to.deep.equal([-40, 40]);
+    expect(removed.wheelSlot).to.equal(-1);
+    for (let t = 41; t <= 6000; t += 5) w.advance(t);
+    expect(fired).to.deep.equal([-40, 40]);
+  });
+
+  it('keeps every slot list consistent through many arms, moves and removals', () => {
+    const w = new TimerWheel(5, 32, 0);
+    const fired: number[] = [];
+    const all = Array.from({ length: 200 }, (_, i) => entry(1000 + i * 7, fired));
+    for (const e of all) w.arm(e);
+    // Earlier deadlines re-file entries; every third one is removed.
+    all.forEach((e, i) => {
+      e.deadline = 500 + ((i * 13) % 400);
+      w.arm(e);
+      if (i % 3 === 0) w.remove(e);
+    });
+    for (let t = 0; t <= 3000; t += 3) w.advance(t);
+    const expected = all.filter((_, i) => i % 3 !== 0).length;
+    expect(fired).to.have.length(expected);
+    for (const e of all) expect(e.wheelSlot).to.equal(-1);
   });
 });

@@ -1,4 +1,4 @@
-import type { ProtocolOptions, SessionProtocol } from '@tcpcopy/core';
+import { RequestStats, type ProtocolOptions, type SessionProtocol } from '@tcpcopy/core';
 import { HttpSession } from './http-session';
 import { parseOptions } from './options';
 
@@ -15,10 +15,12 @@ export { ChunkedDecoder } from './chunked';
  */
 export function createProtocol(options: ProtocolOptions = {}): SessionProtocol {
   const rules = parseOptions(options);
+  const requests = new RequestStats();
   return {
     name: 'http',
     replyPayloadBytes: rules.replyBytes,
-    createSession: (ctx) => new HttpSession(ctx, rules),
+    createSession: (ctx) => new HttpSession(ctx, rules, requests),
+    requestStats: () => requests.snapshot(),
   };
 }
 

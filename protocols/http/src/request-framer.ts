@@ -74,11 +74,15 @@ export class RequestFramer {
   private pEnd = 0;
   private pTag = DROP;
 
-  /** `onForward` gets each forwarded request's flags, before any of its bytes are emitted. */
+  /**
+   * `onForward` gets each forwarded request's flags, before any of its bytes are emitted;
+   * `onRequest` every request's, forwarded or dropped by the filters (the online server answered them all).
+   */
   constructor(
     private readonly ctx: ProtocolContext,
     private readonly rules: HttpRules,
     private readonly onForward: (flags: number) => void,
+    private readonly onRequest?: (flags: number) => void,
   ) {
     if (ctx.sawHandshake) this.req.begin(0, 0);
     else this.startSeek(0, 'before the first request line (the capture started mid-stream)', 0, false);
@@ -195,6 +199,7 @@ export class RequestFramer {
     // A server must not send 100 Continue to an HTTP/1.0 client (RFC 9110 §10.1.1): only 1.1+ bodies wait for it.
     const expect =
       hasBody && h.versionMajor === 1 && h.versionMinor >= 1 && eqLower((this.effective(h, 'expect') ?? '').trim(), '100-continue');
+    this.onRequest?.(flags);
     let tag = DROP;
     if (!drop) {
       tag = ++this.forwarded;

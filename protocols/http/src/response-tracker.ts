@@ -43,8 +43,19 @@ export class ResponseTracker {
   /** targetSeen where a tunnel began. */
   private tunnelAt = 0;
   private connects = 0;
+  /** Status of the current response's final head (0: not read yet). */
+  private status = 0;
 
-  constructor(private readonly ctx: ProtocolContext) {
+  /**
+   * `side` says whose responses these are (the target's, or the online server's as captured);
+   * `onResponse` gets each complete response to a request: its number and status (0: its head
+   * never came whole).
+   */
+  constructor(
+    private readonly ctx: ProtocolContext,
+    private readonly side: 'target' | 'online' = 'target',
+    private readonly onResponse?: (request: number, status: number) => void,
+  ) {
     this.res.begin(0, 0);
   }
 
@@ -177,6 +188,7 @@ export class ResponseTracker {
     const flags = outstanding ? this.flagQ[this.flagHead] : 0;
     const status = h.statusCode;
     if (status === 101) {
+      this.status = status;
       this.responseDone(next);
       this.startTunnel(next);
       return;
@@ -189,6 +201,7 @@ export class ResponseTracker {
       return;
     }
     if (outstanding) this.lastFinalHead = n;
+    this.status = status;
     if (flags & REQ_CONNECT && status < 300) {
       this.responseDone(next);
       this.startTunnel(next);
@@ -224,7 +237,9 @@ export class ResponseTracker {
         this.flagQ = this.flagQ.slice(this.flagHead);
         this.flagHead = 0;
       }
+      this.onResponse?.(this.done, this.status);
     }
+    this.status = 0;
     this.rstate = R.HEAD;
     this.rBegun = false;
     this.res.begin(next, 0);
@@ -238,6 +253,7 @@ export class ResponseTracker {
   private lose(why: string): void {
     if (this.rstate === R.LOST) return;
     this.rstate = R.LOST;
-    this.ctx.log(`cannot follow the target's responses any more: ${why}; requests now go by the online byte counts`);
+    if (this.side === 'online') this.ctx.log(`cannot follow the online server's responses in the capture any more: ${why}; they are not counted from here`);
+    else this.ctx.log(`cannot follow the target's responses any more: ${why}; requests now go by the online byte counts`);
   }
 }

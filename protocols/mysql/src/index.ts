@@ -29,5 +29,6 @@ export function createProtocol(options: ProtocolOptions = {}): SessionProtocol {
     replyPayloadBytes: MYSQL_REPLY_BYTES,
     createSession: (ctx) => new MysqlSession(ctx, shared),
     stats: () => ({ ...shared.stats }),
+    requestStats: () => shared.requests.snapshot(),
   };
 }

@@ -33,10 +33,15 @@ export class OnlineAnswers implements ReplyListener {
   /** Commands expected before the tracker exists (still authenticating), and the tags of all waiting ones. */
   private early: number[] = [];
   private readonly waiting: number[] = [];
+  /** When each waiting command was captured (ms, the capture's clock), beside `waiting`. */
+  private readonly waitingAt: number[] = [];
   private waitingHead = 0;
+  /** When the online bytes being read were captured. */
+  private capturedAt = NaN;
   lostReason = '';
 
-  constructor(private readonly answered: (tag: number, summary: ResponseSummary) => void) {
+  /** `answered` gets each command's answer and, when both capture times are known, its online latency (ms). */
+  constructor(private readonly answered: (tag: number, summary: ResponseSummary, latencyMs: number | undefined) => void) {
     this.reader.wantWhole(AUTH_PACKET_LIMIT);
   }
 
@@ -50,20 +55,23 @@ export class OnlineAnswers implements ReplyListener {
     this.clientMariadb = mariadbCapabilities;
   }
 
-  /** The client sent a command that the online server answers; `tag` names it. */
-  expect(tag: number, command: number): void {
+  /** The client sent a command that the online server answers; `tag` names it; `capturedAt` says when (NaN: unknown). */
+  expect(tag: number, command: number, capturedAt = NaN): void {
     if (this.phase === Phase.OFF) return;
     if (this.waiting.length - this.waitingHead >= MAX_WAITING) {
       this.stop('no online answers in the capture');
       return;
     }
     this.waiting.push(tag);
+    this.waitingAt.push(capturedAt);
     if (this.tracker) this.tracker.expect(command);
     else this.early.push(command);
   }
 
-  feed(data: Buffer, gap: number): void {
+  /** The online server's next bytes, `gap` bytes missed before them, captured at `capturedAt` (ms). */
+  feed(data: Buffer, gap: number, capturedAt = NaN): void {
     if (this.phase === Phase.OFF) return;
+    this.capturedAt = capturedAt;
     if (gap > 0) this.reader.feed(EMPTY, gap);
     this.reader.feed(data, data.length);
     if (this.reader.lost) this.stop(this.reader.lostReason);
@@ -90,12 +98,15 @@ export class OnlineAnswers implements ReplyListener {
         const done = this.tracker!.packet(seq, length, head, continued);
         if (this.tracker!.lost) return this.stop(this.tracker!.lostReason);
         if (!done || done.command < 0) return;
+        const asked = this.waitingAt[this.waitingHead];
         const tag = this.waiting[this.waitingHead++];
         if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
           this.waiting.splice(0, this.waitingHead);
+          this.waitingAt.splice(0, this.waitingHead);
           this.waitingHead = 0;
         }
-        if (tag !== undefined) this.answered(tag, done);
+        const latency = this.capturedAt - asked;
+        if (tag !== undefined) this.answered(tag, done, Number.isNaN(latency) ? undefined : latency);
       }
     }
   }
@@ -117,6 +128,7 @@ export class OnlineAnswers implements ReplyListener {
     this.tracker = null;
     this.early = [];
     this.waiting.length = 0;
+    this.waitingAt.length = 0;
     this.waitingHead = 0;
   }
 }

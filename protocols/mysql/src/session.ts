@@ -3,6 +3,7 @@ import {
   CLOSE_TAG,
   type ClientDataInfo,
   type ConnectInfo,
+  type OnlineDataInfo,
   type ProtocolContext,
   type ProtocolSession,
   type ReleaseQuery,
@@ -69,6 +70,8 @@ interface Cmd {
   own: boolean;
   /** The packet as captured (a view, not a copy), to name the command in a report. */
   packet: Buffer;
+  /** When it went to the target (wall clock ms; NaN: not yet), for its latency. */
+  sentAt: number;
 }
 
 /** SQL kept per command to name it in a report. */
@@ -109,6 +112,8 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
   private lastCmd: Cmd | null = null;
   /** onlineServerBytes when the packet being framed started. */
   private packetServerBytes = 0;
+  /** When the client bytes being framed were captured (ms, the capture's clock). */
+  private clientAt = NaN;
   /** The session is not replayed any more (skipped or failed): everything left is dropped. */
   private failed = false;
   /** The online server's answers, when the capture has them (connections captured from their start). */
@@ -140,7 +145,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
     this.client = ctx.sawHandshake ? Client.LOGIN : Client.COMMANDS;
     this.synced = ctx.sawHandshake;
     this.statements = new StatementMap(ctx.sawHandshake);
-    this.online = ctx.sawHandshake ? new OnlineAnswers((tag, r) => this.onlineAnswered(tag, r)) : null;
+    this.online = ctx.sawHandshake ? new OnlineAnswers((tag, r, latency) => this.onlineAnswered(tag, r, latency)) : null;
     this.comparison = new AnswerComparison(shared.stats, (tag, how, o, t) => this.answersDiffer(tag, how, o, t));
   }
 
@@ -161,6 +166,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       this.synced = true;
     }
     if (this.framer.buffered === 0) this.packetServerBytes = info.onlineServerBytes;
+    this.clientAt = info.captureTimeMs ?? NaN;
     // The engine's buffer stays valid and unchanged: the framer may keep views of it.
     this.framer.feed(data);
     for (let p = this.framer.next(); p && !this.failed; p = this.framer.next()) {
@@ -259,7 +265,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
         if (!stmt && command === Command.COM_STMT_CLOSE) return;
         if (!stmt) {
           this.stats.unknownStatements++;
-          this.online?.expect(0, command); // answered online all the same: keeps the online answers in step
+          this.online?.expect(0, command, this.clientAt); // answered online all the same: keeps the online answers in step
           if (this.shared.firstReport(`stmt:${this.ctx.clientIp}:${this.ctx.clientPort}`)) {
             this.ctx.log(`statement ${id} was prepared before the capture started: commands using it are not replayed`);
           }
@@ -305,8 +311,10 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
     const need = serverBytes > this.lastServerBytes ? this.expectedTotal : this.lastNeed;
     this.lastServerBytes = serverBytes;
     this.lastNeed = need;
-    const cmd: Cmd = { tag: this.nextTag++, command, expects, need, before: this.expectedTotal, serverBytes, stmt, changeUser, own: false, packet: p.raw };
-    if (expects) this.online?.expect(cmd.tag, command);
+    const cmd: Cmd = {
+      tag: this.nextTag++, command, expects, need, before: this.expectedTotal, serverBytes, stmt, changeUser, own: false, packet: p.raw, sentAt: NaN,
+    };
+    if (expects) this.online?.expect(cmd.tag, command, this.clientAt);
     if (this.alignPending) {
       // Logged in before this first command was captured: the target has sent nothing since.
       this.alignPending = false;
@@ -395,9 +403,9 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
     return true;
   }
 
-  onOnlineData(data: Buffer, info: TargetDataInfo): void {
+  onOnlineData(data: Buffer, info: OnlineDataInfo): void {
     if (!this.online || this.failed) return;
-    this.online.feed(data, info.gap);
+    this.online.feed(data, info.gap, info.captureTimeMs);
     if (!this.online.following && !this.onlineLostCounted) {
       this.onlineLostCounted = true;
       this.stats.onlineRepliesLost++;
@@ -406,7 +414,8 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
   }
 
   /** How the online server answered command `tag` (from the capture). */
-  private onlineAnswered(tag: number, r: ResponseSummary): void {
+  private onlineAnswered(tag: number, r: ResponseSummary, latencyMs: number | undefined): void {
+    this.shared.requests.online.record(r.kind === 'err' ? 'ERR' : 'OK', latencyMs);
     if (tag <= 0) return;
     const c = this.cmds.get(tag);
     if (c?.stmt && c.command === Command.COM_STMT_PREPARE && r.prepared) this.statements.learned(c.stmt, r.prepared.statementId);
@@ -542,7 +551,9 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       for (const s of this.statements.all()) {
         if (s.targetOn === 0 || s.targetOn >= this.generation) continue; // its own PREPARE is still to go
         s.targetId = -1;
-        const own: Cmd = { tag: 0, command: Command.COM_STMT_PREPARE, expects: true, need: 0, before: 0, serverBytes: 0, stmt: s, changeUser: null, own: true, packet: s.prepare };
+        const own: Cmd = {
+          tag: 0, command: Command.COM_STMT_PREPARE, expects: true, need: 0, before: 0, serverBytes: 0, stmt: s, changeUser: null, own: true, packet: s.prepare, sentAt: NaN,
+        };
         this.stats.statementsReprepared++;
         this.sendOwn(s.prepare, own);
       }
@@ -581,6 +592,8 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
 
   private counted(c: Cmd, a: Answer, kind: string): void {
     this.repliesSeen = Math.max(this.repliesSeen, c.before + 1);
+    const latency = performance.now() - c.sentAt;
+    this.shared.requests.target.record(a.error ? 'ERR' : 'OK', Number.isNaN(latency) ? undefined : latency);
     if (a.error) this.stats.answersError++;
     else this.stats.answersOk++;
     if (kind === 'resultset') this.stats.resultSets++;
@@ -652,6 +665,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       this.repliesSeen = Math.max(this.repliesSeen, c.before);
     }
     this.stats.commands++;
+    c.sentAt = performance.now();
     if (c.expects) {
       this.inflight.push(c);
       if (!c.changeUser) this.tracker!.expect(c.command);

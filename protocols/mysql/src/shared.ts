@@ -1,3 +1,4 @@
+import { RequestStats } from '@tcpcopy/core';
 import type { LoginRecord } from './login';
 import type { MysqlOptions } from './options';
 
@@ -60,6 +61,8 @@ export class MysqlStats {
 /** What all sessions of one protocol instance share. */
 export class MysqlShared {
   readonly stats = new MysqlStats();
+  /** Commands answered online and by the target: OK/ERR and latency (the report's request figures). */
+  readonly requests = new RequestStats();
   private readonly lastLogin = new Map<number, LoginRecord>();
   private readonly reported = new Set<string>();
 

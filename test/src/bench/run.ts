@@ -1,21 +1,34 @@
 // `npm run bench`: prints one figure per line ("name = value unit"); `--json FILE` also writes them as JSON;
-// `--only NAME[,NAME]` runs only those scenarios (engine, offline, live, mysql, online).
+// `--only NAME[,NAME]` runs only those scenarios (engine, offline, live, mysql, online, intercept-buffer).
+// Live comparison: `--compare-with DIR` (another build's tcpcopy and intercept: the C tool's, or ours
+// behind wrapper scripts; `--compare-flavour c|ours` when `DIR/tcpcopy -v` cannot tell, `--compare-label`
+// names it), `--repeat N` runs per scenario and build, `--live-scenarios a,b` some of them, `--markdown`
+// prints the table as Markdown too.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { engineThroughput } from './engine-throughput';
 import { Figures } from './figures';
-import { liveReplayNetns } from './live-replay-netns';
+import { interceptBuffer } from './intercept-buffer';
+import { liveReplayNetns, type LiveOptions } from './live-replay-netns';
+import { pickScenarios } from './live-scenarios';
 import { mysqlReplayNetns } from './mysql-replay-netns';
 import { offlineReplayNetns } from './offline-replay-netns';
 import { onlineImpact } from './online-impact';
+import { targetRestart } from './target-restart';
+import { buildIn, type FlavourKind } from './tool-flavours';
 
-const SCENARIOS = [
+const SCENARIOS: ReadonlyArray<{ key: string; name: string; run: (f: Figures, live: LiveOptions) => Promise<void> }> = [
   { key: 'engine', name: 'engine throughput', run: engineThroughput },
   { key: 'offline', name: 'offline replay across namespaces', run: offlineReplayNetns },
   { key: 'live', name: 'live replay across namespaces', run: liveReplayNetns },
   { key: 'mysql', name: 'mysql replay across namespaces', run: mysqlReplayNetns },
   { key: 'online', name: 'online side with and without tcpcopy', run: onlineImpact },
-] as const;
+  // Not in the default run (about 4 minutes): what intercept's -B costs in memory and saves in replies.
+  { key: 'intercept-buffer', name: "intercept's capture buffer (-B) against lost replies", run: interceptBuffer },
+  // Not in the default run (about 1 minute, 2 with --compare-with): the target's nginx restarted under load.
+  { key: 'restart', name: 'target restart under load', run: targetRestart },
+];
+const DEFAULT_KEYS = ['engine', 'offline', 'live', 'mysql', 'online'];
 
 /** The value after `--name` (or from `--name=value`), undefined when the option is absent. */
 function option(argv: string[], name: string): string | undefined {
@@ -29,7 +42,7 @@ function option(argv: string[], name: string): string | undefined {
 
 function selected(argv: string[]): typeof SCENARIOS[number][] {
   const only = option(argv, 'only');
-  if (only === undefined) return [...SCENARIOS];
+  if (only === undefined) return SCENARIOS.filter((s) => DEFAULT_KEYS.includes(s.key));
   const keys = only.split(',').map((k) => k.trim()).filter(Boolean);
   const unknown = keys.filter((k) => !SCENARIOS.some((s) => s.key === k));
   if (unknown.length || !keys.length) {
@@ -38,10 +51,28 @@ function selected(argv: string[]): typeof SCENARIOS[number][] {
   return SCENARIOS.filter((s) => keys.includes(s.key));
 }
 
+/** The live comparison's options from the command line; throws one line on a bad one. */
+function liveOptions(argv: string[], scenarios: typeof SCENARIOS[number][]): LiveOptions {
+  const dir = option(argv, 'compare-with');
+  const flavour = option(argv, 'compare-flavour');
+  if (flavour !== undefined && flavour !== 'c' && flavour !== 'ours') throw new Error(`--compare-flavour ${flavour}: expected c or ours`);
+  const repeatText = option(argv, 'repeat') ?? '1';
+  const repeat = Number(repeatText);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 10) throw new Error(`--repeat ${repeatText}: expected a whole number of runs from 1 to 10`);
+  if (dir !== undefined && !scenarios.some((s) => s.key === 'live' || s.key === 'restart')) throw new Error('--compare-with compares the live scenarios: run them too (--only live or restart)');
+  return {
+    scenarios: pickScenarios(option(argv, 'live-scenarios') ?? process.env.TCPE_BENCH_LIVE_SHAPES),
+    other: dir === undefined ? undefined : buildIn(dir, flavour as FlavourKind | undefined, option(argv, 'compare-label')),
+    repeat,
+    markdown: argv.includes('--markdown'),
+  };
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const json = option(argv, 'json');
   const scenarios = selected(argv);
+  const live = liveOptions(argv, scenarios);
   const cpus = os.cpus();
   const machine = { cpu: cpus[0]?.model ?? 'unknown', cpus: cpus.length, node: process.version, platform: `${os.platform()} ${os.release()}` };
   console.log(`# machine: ${machine.cpu}, ${machine.cpus} CPUs, node ${machine.node}, ${machine.platform}`);
@@ -51,7 +82,7 @@ async function main(): Promise<void> {
   // A failed scenario is reported and the others still run: one broken part should not hide the rest.
   for (const { name, run } of scenarios) {
     try {
-      await run(figures);
+      await run(figures, live);
     } catch (err) {
       failures.push(name);
       console.error(`!!!!! bench scenario "${name}" failed: ${(err as Error)?.stack ?? err}`);

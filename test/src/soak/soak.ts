@@ -1,6 +1,7 @@
 // `npm run soak [-- --minutes N] [--rate R] [--warmup W] [--json FILE]`: a live replay held for N minutes
 // (default 30) in its own namespace topology, under a steady load, to see that tcpcopy's memory stays flat
-// and nothing is lost over time.
+// and nothing is lost over time. `npm run soak -- --sessions N [--rate R] [--limit MB]` instead replays N short
+// sessions (a million: `--sessions 1000000`) at R/s with -m MB (short-sessions-soak.ts).
 //
 // Load: every minute, two runs of test/scripts/live-load.js from the client host against nginx on the
 // online host, each for 60 s at R/2 requests/s (R = 200 by default): keep-alive over 10 connections (from
@@ -25,6 +26,7 @@ import { startLiveTcpcopy, type LiveTcpcopy } from '../harness/live';
 import { startNginx, type NginxHandle } from '../harness/servers';
 import { addHostAddresses, clientAddressRange, cpuSeconds, rssBreakdown, runLiveLoad, type LiveLoadResult } from '../harness/live-load';
 import { mib, RssSampler, TagCounter } from './proc-sample';
+import { soakShortSessions, type ShortSessionsSoakOptions } from './short-sessions-soak';
 
 const ONLINE = '198.51.100.20';
 const TARGET = '198.51.100.30';
@@ -56,7 +58,9 @@ export function parseSoakArgs(argv: string[]): Options {
   const known = new Set(['minutes', 'rate', 'warmup', 'json']);
   for (const a of argv) {
     const m = /^--([a-z-]+)/.exec(a);
-    if (a.startsWith('--') && (!m || !known.has(m[1]))) throw new Error(`unknown option ${a}; options: --minutes N, --rate R, --warmup W, --json FILE`);
+    if (a.startsWith('--') && (!m || !known.has(m[1]))) {
+      throw new Error(`unknown option ${a}; options: --minutes N, --rate R, --warmup W, --json FILE (or --sessions N, --rate R, --limit MB, --json FILE)`);
+    }
   }
   const num = (name: string, def: number, min: number, max: number): number => {
     const text = option(argv, name);
@@ -91,13 +95,38 @@ function portsUsed(load: LiveLoadResult, addrs: number): number {
   return Math.ceil(load.connections / addrs) + 1;
 }
 
+/** `--sessions N [--rate R] [--limit MB] [--json FILE]`: the short-sessions soak's options (null without --sessions). */
+export function parseSessionsArgs(argv: string[]): ShortSessionsSoakOptions | null {
+  if (option(argv, 'sessions') === undefined) return null;
+  const known = new Set(['sessions', 'rate', 'limit', 'json']);
+  for (const a of argv) {
+    const m = /^--([a-z-]+)/.exec(a);
+    if (a.startsWith('--') && (!m || !known.has(m[1]))) throw new Error(`${a} does not go with --sessions; with it: --rate R, --limit MB, --json FILE`);
+  }
+  const num = (name: string, def: number, min: number, max: number): number => {
+    const text = option(argv, name);
+    if (text === undefined) return def;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} ${text}: expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+  return { sessions: num('sessions', 1_000_000, 1, 2_000_000), rate: num('rate', 2500, 10, 10_000), limitMb: num('limit', 200, 64, 65_536), json: option(argv, 'json') };
+}
+
 async function main(): Promise<number> {
-  const opts = parseSoakArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const sessions = parseSessionsArgs(argv);
+  const opts = sessions ? null : parseSoakArgs(argv);
   const reason = netnsUnavailableReason();
   if (reason) {
     console.error(`soak: cannot run: ${reason}; it needs root and 'ip netns'`);
     return 2;
   }
+  if (sessions) return soakShortSessions(sessions);
+  return soakMinutes(opts!);
+}
+
+async function soakMinutes(opts: Options): Promise<number> {
   const cpus = os.cpus();
   console.log(`# soak: ${opts.minutes} min at ${opts.rate} requests/s (half keep-alive over 10 connections, half short connections), warm-up ${opts.warmup} min`);
   console.log(`# machine: ${cpus[0]?.model ?? 'unknown'}, ${cpus.length} CPUs, node ${process.version}, ${os.platform()} ${os.release()}; started ${new Date().toISOString()}`);
@@ -322,8 +351,10 @@ if (require.main === module) {
   main().then(
     (code) => process.exit(code),
     (err) => {
-      console.error(`soak: ${(err as Error)?.stack ?? err}`);
-      process.exit(1);
+      // A bad command line is one line; anything else keeps its stack for whoever looks into it.
+      const bad = /^(unknown option|--)/.test((err as Error)?.message ?? '');
+      console.error(`soak: ${bad ? (err as Error).message : (err as Error)?.stack ?? err}`);
+      process.exit(bad ? 2 : 1);
     },
   );
 }

@@ -1,9 +1,10 @@
-import * as fs from 'node:fs';
 import { LinkType } from '../decode/link-type';
 import type { CapturedPacketHandler } from './offline-source';
 import { CaptureStats, FrameDecoder } from './frame-decoder';
 import { LiveCaptureError } from './cap-addon';
 import { LiveCapture } from './live-capture';
+import { encodeBpfProgram, transferBpfProgram, type BpfTransfer } from './bpf-program';
+import { RawCapture } from './raw-capture';
 
 /** A live source of captured client→server packets. */
 export interface LiveSource {
@@ -79,157 +80,73 @@ export class PcapLiveSource implements LiveSource {
   }
 
   close(): void {
-    this.capture.close();
+    this.capture?.close();
   }
 }
 
-// raw-socket ships no typings: the part used for receiving.
-interface RawRecvWrap {
-  recv(buffer: Buffer, cb: (buffer: Buffer, bytes: number, source: string) => void): void;
-  on(event: 'recvReady', listener: () => void): void;
-  removeAllListeners(event: string): void;
+export interface RawSocketLiveSourceOptions {
+  /** -B: the socket's receive buffer, bytes. */
+  receiveBuffer?: number;
+  /** -x: with them, a kernel filter (BPF) passes only their client packets; without, every inbound TCP segment comes up. */
+  transfers?: readonly BpfTransfer[];
+  now?: () => number;
+  warn?: (message: string) => void;
 }
-interface RawRecvSocket {
-  wrap?: RawRecvWrap;
-  on(event: 'message', listener: (buffer: Buffer, source: string) => void): void;
-  on(event: 'error', listener: (err: Error) => void): void;
-  setOption(level: number, option: number, value: number): void;
-  close(): void;
-}
-interface RawRecvModule {
-  createSocket(opts: { protocol: number; bufferSize?: number }): RawRecvSocket;
-  Protocol: { TCP: number };
-  SocketLevel: { SOL_SOCKET: number };
-  SocketOption: { SO_RCVBUF: number };
-}
-
-/** Packets read per readiness callback before other events get their turn. */
-const MAX_BATCH = 512;
-/** SO_RCVBUFFORCE: root may set a receive buffer above net.core.rmem_max. */
-const SO_RCVBUFFORCE = 33;
 
 /**
- * Live capture through an IP-layer raw socket: every inbound TCP segment of
- * the host reaches us and the transfers are picked in user space. No libpcap
- * needed, but more packets to look at on a busy host.
+ * Live capture through an IP-layer raw socket: inbound TCP on every device, no libpcap needed. The
+ * kernel's BPF filter built from -x keeps the rest of the host's traffic out of user space; the
+ * transfers are still picked in the engine (the filter is a first cut, not the rule).
  */
 export class RawSocketLiveSource implements LiveSource {
-  private socket: RawRecvSocket | null = null;
-  /** The capture socket's inode, to find its drop counter in /proc/net/raw. */
-  private inode = '';
+  private capture: RawCapture | null = null;
   private readonly decoder: FrameDecoder;
   private readonly now: () => number;
+  private filterLength = 0;
 
-  constructor(private readonly opts: { receiveBuffer?: number; now?: () => number; warn?: (message: string) => void } = {}) {
+  constructor(private readonly opts: RawSocketLiveSourceOptions = {}) {
     this.now = opts.now ?? (() => performance.now());
     this.decoder = new FrameDecoder(() => 'raw socket capture', opts.warn);
   }
 
   get stats(): CaptureStats {
-    // Read while the socket is open; after close() the last reading stays.
-    if (this.inode && this.socket) this.decoder.stats.kernelDrops = readRawSocketDrops(this.inode);
+    if (this.capture) this.decoder.stats.kernelDrops = this.capture.kernelDrops();
     return this.decoder.stats;
   }
 
   start(handler: CapturedPacketHandler): void {
-    const raw = require('raw-socket') as RawRecvModule;
-    const before = socketInodes();
-    let socket: RawRecvSocket;
-    try {
-      // Large enough for a GRO-merged segment; the addon hands out views of this one buffer.
-      socket = raw.createSocket({ protocol: raw.Protocol.TCP, bufferSize: 65536 + 256 });
-    } catch (err) {
-      const text = (err as Error).message;
-      throw new LiveCaptureError(
-        /not permitted/i.test(text) ? 'PERMISSION' : 'OPEN',
-        `cannot open a raw socket to capture: ${text} (run as root or grant CAP_NET_RAW)`,
-      );
+    const transfers = this.opts.transfers ?? [];
+    let filter: Buffer | undefined;
+    if (transfers.length) {
+      let program;
+      try {
+        program = transferBpfProgram(transfers);
+      } catch (err) {
+        throw new LiveCaptureError('BAD_OPTION', (err as Error).message);
+      }
+      this.filterLength = program.length;
+      filter = encodeBpfProgram(program);
     }
-    const size = this.opts.receiveBuffer ?? 64 * 1024 * 1024;
-    try {
-      socket.setOption(raw.SocketLevel.SOL_SOCKET, SO_RCVBUFFORCE, size);
-    } catch {
-      socket.setOption(raw.SocketLevel.SOL_SOCKET, raw.SocketOption.SO_RCVBUF, size);
-    }
-    // The addon creates its socket lazily (setOption did): the new inode is ours.
-    this.inode = [...socketInodes()].find((i) => !before.has(i)) ?? '';
+    const capture = (this.capture = new RawCapture({ filter, receiveBuffer: this.opts.receiveBuffer, onError: this.opts.warn }));
     const decoder = this.decoder;
-    const wrap = socket.wrap;
-    if (wrap) {
-      // The addon reads one packet per readiness callback and slices a new Buffer for each.
-      // Read every queued packet in one go instead (recvfrom until EAGAIN), into one buffer,
-      // and flush the engine once per batch.
-      const buffer = Buffer.alloc(65536 + 256);
-      let bytes = 0;
-      const got = (_b: Buffer, n: number): void => {
-        bytes = n;
-      };
-      wrap.removeAllListeners('recvReady');
-      wrap.on('recvReady', () => {
-        for (let i = 0; i < MAX_BATCH; i++) {
-          try {
-            wrap.recv(buffer, got);
-          } catch (err) {
-            const text = (err as Error).message;
-            if (!/temporarily unavailable/i.test(text)) this.opts.warn?.(`raw socket capture: ${text}`);
-            break;
-          }
-          const pkt = decoder.decode(LinkType.RAW, buffer, bytes);
-          if (pkt) handler.handleCaptured(pkt, this.now());
-        }
-        handler.flush?.(this.now());
-      });
-    } else {
-      const flushSoon = burstFlusher(handler, this.now);
-      socket.on('message', (buffer) => {
-        const pkt = decoder.decode(LinkType.RAW, buffer, buffer.length);
-        if (pkt) handler.handleCaptured(pkt, this.now());
-        flushSoon();
-      });
-    }
-    socket.on('error', (err) => this.opts.warn?.(`raw socket capture: ${err.message}`));
-    this.socket = socket;
+    capture.start((slots, lengths, count) => {
+      // One clock reading per batch: its packets were all queued by the time recvmmsg ran.
+      const now = this.now();
+      for (let i = 0; i < count; i++) {
+        const pkt = decoder.decode(LinkType.RAW, slots[i], lengths[i]);
+        if (pkt) handler.handleCaptured(pkt, now);
+      }
+      handler.flush?.(this.now());
+    });
   }
 
   describe(): string {
-    return 'an IP raw socket (all inbound TCP, picked by -x)';
+    return this.filterLength
+      ? `an IP raw socket (inbound TCP on every device; a kernel filter of ${this.filterLength} BPF instructions passes the -x ports)`
+      : 'an IP raw socket (all inbound TCP, picked by -x)';
   }
 
   close(): void {
-    if (this.socket && this.inode) this.decoder.stats.kernelDrops = readRawSocketDrops(this.inode);
-    this.socket?.close();
-    this.socket = null;
+    this.capture?.close();
   }
-}
-
-
-/** Inodes of this process's sockets. */
-function socketInodes(): Set<string> {
-  const out = new Set<string>();
-  try {
-    for (const fd of fs.readdirSync('/proc/self/fd')) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`));
-        if (m) out.add(m[1]);
-      } catch {
-        // closed meanwhile
-      }
-    }
-  } catch {
-    // no /proc: drops stay unknown
-  }
-  return out;
-}
-
-/** The kernel's drop counter of one raw socket (the last column of /proc/net/raw), or -1. */
-function readRawSocketDrops(inode: string): number {
-  try {
-    for (const line of fs.readFileSync('/proc/net/raw', 'utf8').split('\n')) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[9] === inode) return Number(cols[cols.length - 1]);
-    }
-  } catch {
-    // no /proc
-  }
-  return -1;
 }

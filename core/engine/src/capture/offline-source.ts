@@ -99,7 +99,7 @@ export class OfflineSource {
               this.schedule(step, wait > 1 ? Math.min(wait, 1000) : 0);
               return;
             }
-            this.feed(pending.data, handler);
+            this.feed(pending.data, pending.timeUs, handler);
             pending = null;
           }
         } catch (err) {
@@ -117,8 +117,11 @@ export class OfflineSource {
     }
   }
 
-  private feed(frame: Buffer, handler: CapturedPacketHandler): void {
+  private feed(frame: Buffer, timeUs: number, handler: CapturedPacketHandler): void {
     const pkt = this.decoder.decode(this.reader.linkType, frame, frame.length);
-    if (pkt) handler.handleCaptured(pkt, this.now());
+    if (!pkt) return;
+    // The record's own time, for protocols that time the online server's answers.
+    pkt.capturedAtMs = timeUs / 1000;
+    handler.handleCaptured(pkt, this.now());
   }
 }

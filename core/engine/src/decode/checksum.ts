@@ -7,17 +7,23 @@
 
 /** Ones-complement partial sum of buf[start, end). Not folded. */
 export function sumBytes(buf: Buffer, start: number, end: number, initial = 0): number {
-  let sum = initial;
+  // The high and the low bytes of the 16-bit words are summed apart and combined at the end: plain
+  // small-integer adds of byte loads, which V8 compiles tighter than 32-bit reads (readUInt32BE).
+  let hi = 0;
+  let lo = 0;
   let i = start;
   const evenEnd = end - ((end - start) & 1);
-  // 32-bit reads halve the loop count; each adds two 16-bit words.
-  const quadEnd = start + ((evenEnd - start) & ~3);
-  for (; i < quadEnd; i += 4) {
-    const w = buf.readUInt32BE(i);
-    sum += (w >>> 16) + (w & 0xffff);
+  const octEnd = start + ((evenEnd - start) & ~7);
+  for (; i < octEnd; i += 8) {
+    hi += buf[i] + buf[i + 2] + buf[i + 4] + buf[i + 6];
+    lo += buf[i + 1] + buf[i + 3] + buf[i + 5] + buf[i + 7];
   }
-  for (; i < evenEnd; i += 2) sum += (buf[i] << 8) | buf[i + 1];
-  if (i < end) sum += buf[i] << 8;
+  for (; i < evenEnd; i += 2) {
+    hi += buf[i];
+    lo += buf[i + 1];
+  }
+  if (i < end) hi += buf[i];
+  const sum = initial + hi * 256 + lo;
   // Keep the accumulator well below 2^53 for very long inputs.
   return sum > 0x3fffffff ? (sum & 0xffff) + Math.floor(sum / 0x10000) : sum;
 }

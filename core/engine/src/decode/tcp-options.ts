@@ -42,6 +42,19 @@ export class TcpOptions {
     return this.tsOffset >= 0;
   }
 
+  /**
+   * TSval of the timestamp option in buf[start, end), or -1 when there is none. Segments after the
+   * handshake nearly always carry Linux's layout (NOP, NOP, timestamp, and nothing else): read directly,
+   * without a parse per reply; anything else is parsed (and this object then holds all of it).
+   */
+  timestampValue(buf: Buffer, start: number, end: number): number {
+    if (end - start === 12 && buf[start] === OPT_NOP && buf[start + 1] === OPT_NOP && buf[start + 2] === OPT_TIMESTAMP && buf[start + 3] === 10) {
+      return ((buf[start + 4] << 24) | (buf[start + 5] << 16) | (buf[start + 6] << 8) | buf[start + 7]) >>> 0;
+    }
+    this.parse(buf, start, end);
+    return this.tsOffset >= 0 ? this.tsVal : -1;
+  }
+
   /** Parses the options in buf[start, end) (the bytes after the 20-byte TCP header). */
   parse(buf: Buffer, start: number, end: number): this {
     this.reset();

@@ -40,6 +40,10 @@ export enum MessageType {
   REPLY = 5,
   /** Either way: a fatal problem, in words, sent just before closing. */
   ERROR = 6,
+  /** intercept → tcpcopy, only when intercept has a secret: a nonce to prove the secret on (channel-auth.ts). */
+  AUTH_CHALLENGE = 7,
+  /** Either way, in the secret handshake: a MAC over both nonces (and, from tcpcopy, its own nonce). */
+  AUTH_PROOF = 8,
 }
 
 /**
@@ -58,6 +62,8 @@ export enum ErrorCode {
   PROTOCOL = 1,
   VERSION = 2,
   SHUTDOWN = 3,
+  /** The shared-secret handshake failed: no secret, a wrong one, or a missing step. */
+  AUTH = 4,
 }
 
 /** Minimum body sizes. Longer bodies are accepted: later versions may append fields. */
@@ -116,14 +122,14 @@ function nameBytes(name: string): Buffer {
 }
 
 /** A complete HELLO frame (sent once per connection, so it may allocate). */
-export function encodeHello(name: string, maxVersion = CHANNEL_VERSION, minVersion = CHANNEL_MIN_VERSION): Buffer {
+export function encodeHello(name: string, maxVersion = CHANNEL_VERSION, minVersion = CHANNEL_MIN_VERSION, flags = 0): Buffer {
   const n = nameBytes(name);
   const buf = Buffer.alloc(FRAME_HEADER_LENGTH + HELLO_MIN_BODY + n.length);
   const p = writeFrameHeader(buf, 0, MessageType.HELLO, HELLO_MIN_BODY + n.length);
   buf.writeUInt32BE(CHANNEL_MAGIC, p);
   buf.writeUInt16BE(maxVersion, p + 4);
   buf.writeUInt16BE(minVersion, p + 6);
-  buf.writeUInt16BE(0, p + 8);
+  buf.writeUInt16BE(flags, p + 8);
   n.copy(buf, p + HELLO_MIN_BODY);
   return buf;
 }
@@ -244,10 +250,16 @@ export class FrameParser {
   frames = 0;
   /** Set by stop(): the rest of the stream is ignored (the handler found an error). */
   stopped = false;
+  /**
+   * Longest body accepted; a frame that announces more stops the parser and calls onOversize
+   * (the handshake lowers it, so that an unauthenticated peer cannot make us buffer 64 KiB).
+   */
+  maxBody = MAX_BODY_LENGTH;
   private pending: Buffer | null = null;
   private pendingLength = 0;
 
-  constructor(private readonly handler: FrameHandler) {}
+  constructor(private readonly handler: FrameHandler,
+    private readonly onOversize: (type: number, bodyLength: number) => void = () => undefined) {}
 
   /** Bytes of an incomplete frame waiting for the next chunk. */
   get bufferedBytes(): number {
@@ -272,6 +284,10 @@ export class FrameParser {
     // Fast path: frames wholly inside the chunk are delivered where they are.
     while (len - pos >= FRAME_HEADER_LENGTH) {
       const bodyLength = (chunk[pos + 2] << 8) | chunk[pos + 3];
+      if (bodyLength > this.maxBody) {
+        this.oversize(chunk[pos], bodyLength);
+        return;
+      }
       const end = pos + FRAME_HEADER_LENGTH + bodyLength;
       if (end > len) break;
       this.frames++;
@@ -284,6 +300,11 @@ export class FrameParser {
       chunk.copy(pending, 0, pos, len);
       this.pendingLength = len - pos;
     }
+  }
+
+  private oversize(type: number, bodyLength: number): void {
+    this.stop();
+    this.onOversize(type, bodyLength);
   }
 
   /**
@@ -300,7 +321,12 @@ export class FrameParser {
       pos = take;
       if (this.pendingLength < FRAME_HEADER_LENGTH) return -1;
     }
-    const total = FRAME_HEADER_LENGTH + ((pending[2] << 8) | pending[3]);
+    const bodyLength = (pending[2] << 8) | pending[3];
+    if (bodyLength > this.maxBody) {
+      this.oversize(pending[0], bodyLength);
+      return -1;
+    }
+    const total = FRAME_HEADER_LENGTH + bodyLength;
     const take = Math.min(total - this.pendingLength, chunk.length - pos);
     chunk.copy(pending, this.pendingLength, pos, pos + take);
     this.pendingLength += take;

@@ -15,11 +15,15 @@ export class HandshakeSniff {
   private readonly head = Buffer.alloc(SNIFF_BYTES);
   private length = 0;
 
+  private readonly alsoFirst: readonly number[];
+
   /**
    * @param expected the handshake frame the peer must start with; its magic is checked
-   * @param alsoFirst another frame type accepted first, unchecked (tcpcopy: ERROR), or -1
+   * @param alsoFirst other frame type(s) accepted first, unchecked (tcpcopy: ERROR, AUTH_CHALLENGE), or -1
    */
-  constructor(private readonly expected: MessageType, private readonly alsoFirst = -1) {}
+  constructor(private readonly expected: MessageType, alsoFirst: number | readonly number[] = -1) {
+    this.alsoFirst = typeof alsoFirst === 'number' ? [alsoFirst] : alsoFirst;
+  }
 
   reset(): void {
     this.done = false;
@@ -34,7 +38,7 @@ export class HandshakeSniff {
     this.length += take;
     const ok = h[0] === this.expected
       ? this.length < SNIFF_BYTES || h.readUInt32BE(4) === CHANNEL_MAGIC
-      : h[0] === this.alsoFirst;
+      : this.alsoFirst.includes(h[0]);
     if (ok && this.length >= SNIFF_BYTES) this.done = true;
     return ok;
   }

@@ -9,7 +9,8 @@
 // route requeue, route-requeue.ts; the wording of errors, intercept-errors.ts.
 import * as os from 'node:os';
 import { TcpPacket } from '../decode/tcp-packet';
-import { encodeHello } from './channel-messages';
+import { HELLO_FLAG_AUTH, secretBytes } from './channel-auth';
+import { CHANNEL_MIN_VERSION, CHANNEL_VERSION, encodeHello } from './channel-messages';
 import { channelOfRoute } from './flow-hash';
 import { parseInterceptAddresses, type InterceptAddress } from './intercept-address';
 import {
@@ -55,6 +56,13 @@ export interface InterceptClientOptions {
   connectTimeoutMs?: number;
   /** Name sent in HELLO, shown in intercept's log ("[channel i/N]" is appended when N > 1). */
   name?: string;
+  /**
+   * tcpcopy --secret: authenticate each channel with the intercept's shared secret, both ways
+   * (challenge-response; the secret itself never travels). The intercept must have the same one;
+   * one without a secret is refused, as an intercept with a secret refuses a tcpcopy without.
+   * Default: none (the channel as without authentication).
+   */
+  secret?: string | Buffer;
   /** Unsent route messages one connection may hold before more are dropped (default 64 MiB). */
   maxBufferedBytes?: number;
   /**
@@ -189,11 +197,13 @@ export class InterceptClient implements RouteRegistry {
       timeoutMs: this.timeoutMs,
       reconnectMinMs,
       reconnectMaxMs,
+      secret: secretBytes(opts.secret),
     };
+    const helloFlags = settings.secret ? HELLO_FLAG_AUTH : 0;
     this.remotes = this.addresses.map((a) => {
       const r = new Remote(a);
       for (let i = 0; i < n; i++) {
-        const hello = encodeHello(n > 1 ? `${name} [channel ${i + 1}/${n}]` : name);
+        const hello = encodeHello(n > 1 ? `${name} [channel ${i + 1}/${n}]` : name, CHANNEL_VERSION, CHANNEL_MIN_VERSION, helloFlags);
         r.conns.push(new InterceptConnection(r, i, hello, settings));
       }
       return r;
@@ -287,7 +297,10 @@ export class InterceptClient implements RouteRegistry {
       const state = conn.state;
       // Without keepRunning, a channel still in its HELLO exchange takes routes too: they
       // queue behind the HELLO. With it, they wait in the channel's queue until HELLO_ACK.
-      if (conn.writer && (state === ConnectionState.READY ||
+      if (!rq && conn.authenticating && state !== ConnectionState.CLOSED && state !== ConnectionState.IDLE) {
+        // A secret handshake still running: the intercept learns no route before it proved itself.
+        if (!conn.defer(add, route)) this.counters.routesDropped++;
+      } else if (conn.writer && (state === ConnectionState.READY ||
         (!rq && state !== ConnectionState.CLOSED && state !== ConnectionState.IDLE))) {
         if (!conn.writeRoute(add, route)) {
           this.counters.routesDropped++;
@@ -355,7 +368,8 @@ export class InterceptClient implements RouteRegistry {
     return {
       afterHello: (conn) => {
         for (const e of this.early ?? []) {
-          if (this.channelOf(e.route) === conn.index) conn.writeRoute(e.add, e.route);
+          if (this.channelOf(e.route) !== conn.index) continue;
+          if (!(conn.authenticating ? conn.defer(e.add, e.route) : conn.writeRoute(e.add, e.route))) this.counters.routesDropped++;
         }
       },
       ready: (conn) => this.ready(conn),

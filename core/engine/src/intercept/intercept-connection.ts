@@ -2,6 +2,9 @@
 //
 //   IDLE ─attempt()─► CONNECTING ─connected─► HELLO ─HELLO_ACK accepted─► READY
 //
+// With a secret, HELLO lasts until the intercept has proved it knows the secret too: AUTH_CHALLENGE
+// is answered with AUTH_PROOF, the intercept's AUTH_PROOF is checked, then HELLO_ACK (channel-auth.ts).
+//
 // It sends HELLO, checks the peer's first bytes and its HELLO_ACK, then hands each REPLY to
 // onReply. An attempt that fails before READY goes to owner.attemptFailed(), a READY connection
 // that closes to owner.lost(): the owner (InterceptClient) gives up (CLOSED) or calls
@@ -10,24 +13,42 @@ import * as net from 'node:net';
 import { DecodeStatus, type TcpPacket } from '../decode/tcp-packet';
 import {
   CHANNEL_MAGIC,
+  ErrorCode,
   FIRST_OPTIONAL_TYPE,
+  FRAME_HEADER_LENGTH,
   FrameParser,
   FrameWriter,
+  MAX_BODY_LENGTH,
   MessageType,
   ROUTE_ADD_BODY,
   ROUTE_DEL_BODY,
   decodeError,
   decodeHelloAck,
+  encodeError,
   previewBytes,
   writeRouteAddBody,
   writeRouteDelBody,
   type HelloAckMessage,
 } from './channel-messages';
+import {
+  AUTH_CHALLENGE_BODY,
+  AUTH_HMAC_SHA256,
+  AUTH_PROOF_INTERCEPT_BODY,
+  MAX_HANDSHAKE_BODY,
+  authMac,
+  encodeAuthProof,
+  macMatches,
+  newNonce,
+} from './channel-auth';
 import { HandshakeSniff } from './handshake-sniff';
 import { addressText, type InterceptAddress } from './intercept-address';
 import {
+  authBadProof,
+  authNoSecret,
+  authNotOffered,
   connectFailure,
   errnoText,
+  handshakeTooLong,
   helloAckError,
   helloTimeout,
   notIntercept,
@@ -85,9 +106,13 @@ export interface ConnectionSettings {
   readonly timeoutMs: number;
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
+  /** tcpcopy --secret: prove it, and make the intercept prove it (null: no secret handshake). */
+  readonly secret: Buffer | null;
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Route messages kept per connection while the secret handshake runs (only a program adding routes before connect() resolves has any). */
+const MAX_DEFERRED_ROUTES = 65_536;
 const CLOSE_GRACE_MS = 1000;
 
 /** One intercept: its connections, what it said in HELLO_ACK, and the bookkeeping of an outage. */
@@ -128,7 +153,15 @@ export class InterceptConnection {
   readonly queue = new RouteQueue();
   private socket: net.Socket | null = null;
   private parser: FrameParser | null = null;
-  private readonly sniff = new HandshakeSniff(MessageType.HELLO_ACK, MessageType.ERROR);
+  private readonly sniff = new HandshakeSniff(MessageType.HELLO_ACK, [MessageType.ERROR, MessageType.AUTH_CHALLENGE]);
+  /** With a secret, during HELLO: the MAC the intercept must send back (null until challenged), and whether it did. */
+  private expectedProof: Buffer | null = null;
+  private interceptProven = false;
+  /**
+   * With a secret and without keepRunning: routes added while the handshake runs, sent once the
+   * intercept has proved itself (before that, it learns no client address). Bounded.
+   */
+  private deferred: Array<{ add: boolean; route: Route }> = [];
   private lastError: NodeJS.ErrnoException | null = null;
   /** Text of an ERROR frame from the intercept, or of our own protocol complaint. */
   private peerError = '';
@@ -167,6 +200,18 @@ export class InterceptConnection {
       };
       this.attempt(timeoutMs);
     });
+  }
+
+  /** True while routes must wait for the secret handshake (see defer()). */
+  get authenticating(): boolean {
+    return this.settings.secret !== null && this.state !== ConnectionState.READY;
+  }
+
+  /** Keeps a route message until the intercept has proved itself; false when too many wait already. */
+  defer(add: boolean, route: Route): boolean {
+    if (this.deferred.length >= MAX_DEFERRED_ROUTES) return false;
+    this.deferred.push({ add, route: { ...route } });
+    return true;
   }
 
   /** Appends a ROUTE_ADD or ROUTE_DEL to the batch; false if the writer refused it (backed up, closed). */
@@ -217,13 +262,19 @@ export class InterceptConnection {
     this.lastError = null;
     this.peerError = '';
     this.peerErrorCode = 0;
+    this.expectedProof = null;
+    this.interceptProven = false;
     socket.setNoDelay(true); // route messages and replies are small and latency-bound
     socket.setKeepAlive(true, 10_000);
     this.writer = new FrameWriter(socket, { maxBufferedBytes: this.settings.maxBufferedBytes });
     this.writer.append(this.hello);
+    // With a secret, the owner defers these routes until the intercept has proved itself (onHelloAck).
     this.owner.afterHello(this);
     this.writer.flush();
-    this.parser = new FrameParser((type, buf, start, end) => this.onFrame(type, buf, start, end));
+    this.parser = new FrameParser((type, buf, start, end) => this.onFrame(type, buf, start, end),
+      (type, length) => this.fail(handshakeTooLong(this.text, type, length, MAX_HANDSHAKE_BODY)));
+    // With a secret, a peer that has not proved it knows it cannot make us buffer a 64 KiB frame.
+    if (this.settings.secret) this.parser.maxBody = MAX_HANDSHAKE_BODY;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.fail(helloTimeout(this.text, port, timeoutMs, this.state === ConnectionState.CONNECTING));
@@ -243,13 +294,21 @@ export class InterceptConnection {
     });
   }
 
-  /** An attempt failed on our side (timeout, wrong peer): drop the socket, then tell the owner. */
-  private fail(err: InterceptConnectError): void {
+  /**
+   * An attempt failed on our side (timeout, wrong peer): drop the socket, then tell the owner.
+   * `last`: a frame (ERROR) to send before closing, for the peer's log.
+   */
+  private fail(err: InterceptConnectError, last?: Buffer): void {
     const s = this.socket;
     this.socket = null;
     this.parser?.stop();
     this.writer?.close();
-    s?.destroy();
+    if (s && last) {
+      s.end(last);
+      setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
+    } else {
+      s?.destroy();
+    }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.owner.attemptFailed(this, err);
@@ -313,7 +372,15 @@ export class InterceptConnection {
     if (type === MessageType.ERROR) {
       const e = decodeError(buf, start, end);
       this.peerErrorCode = e.code;
-      this.fail(refusedError(this.text, e.text));
+      this.fail(refusedError(this.text, e.text, e.code));
+      return;
+    }
+    if (type === MessageType.AUTH_CHALLENGE) {
+      this.answerChallenge(buf, start, end);
+      return;
+    }
+    if (type === MessageType.AUTH_PROOF) {
+      this.checkProof(buf, start, end);
       return;
     }
     const ack = type === MessageType.HELLO_ACK ? decodeHelloAck(buf, start, end) : null;
@@ -326,12 +393,58 @@ export class InterceptConnection {
       this.fail(err);
       return;
     }
+    if (this.settings.secret && !this.interceptProven) {
+      // Tell the intercept why we leave, for its log, then go.
+      this.fail(this.expectedProof ? authBadProof(this.text, 'it sent no AUTH_PROOF') : authNotOffered(this.text),
+        encodeError(ErrorCode.AUTH, 'this tcpcopy has a secret and this intercept none: ' +
+          'start intercept with the same TCPCOPY_SECRET or --secret'));
+      return;
+    }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.remote.info = ack;
     this.state = ConnectionState.READY;
+    this.parser!.maxBody = MAX_BODY_LENGTH;
     this.retryDelay = 0;
+    if (this.settings.secret) {
+      // The intercept proved itself: the routes held back during the handshake may go now.
+      for (const d of this.deferred) this.writeRoute(d.add, d.route);
+      this.deferred = [];
+    }
     this.owner.ready(this);
+  }
+
+  /** AUTH_CHALLENGE: prove the secret on the intercept's nonce, and challenge it with ours. */
+  private answerChallenge(buf: Buffer, start: number, end: number): void {
+    const secret = this.settings.secret;
+    if (!secret) {
+      this.fail(authNoSecret(this.text));
+      return;
+    }
+    if (end - start < AUTH_CHALLENGE_BODY || buf[start] !== AUTH_HMAC_SHA256 || this.expectedProof) {
+      this.fail(authBadProof(this.text, this.expectedProof ? 'it challenged twice'
+        : `unknown challenge (algorithm ${buf[start]}, ${end - start} bytes)`));
+      return;
+    }
+    const nonceI = Buffer.from(buf.subarray(start + 2, start + AUTH_CHALLENGE_BODY));
+    const nonceT = newNonce();
+    const helloBody = this.hello.subarray(FRAME_HEADER_LENGTH);
+    this.expectedProof = authMac(secret, 'intercept', nonceI, nonceT, helloBody);
+    this.writer!.append(encodeAuthProof(authMac(secret, 'tcpcopy', nonceI, nonceT, helloBody), nonceT));
+    this.writer!.flush();
+  }
+
+  /** The intercept's AUTH_PROOF: it must match what only the secret gives. */
+  private checkProof(buf: Buffer, start: number, end: number): void {
+    if (!this.expectedProof || end - start < AUTH_PROOF_INTERCEPT_BODY) {
+      this.fail(authBadProof(this.text, this.expectedProof ? 'its proof is too short' : 'a proof nobody asked for'));
+      return;
+    }
+    if (!macMatches(this.expectedProof, buf, start)) {
+      this.fail(authBadProof(this.text, 'its proof is wrong'));
+      return;
+    }
+    this.interceptProven = true;
   }
 
   private onClose(): void {

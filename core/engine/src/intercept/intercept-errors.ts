@@ -4,7 +4,7 @@ import { CHANNEL_MIN_VERSION, CHANNEL_VERSION, ErrorCode, HelloStatus, type Hell
 
 export type InterceptErrorCode =
   | 'REFUSED' | 'TIMEOUT' | 'UNREACHABLE' | 'DNS' | 'NOT_INTERCEPT' | 'VERSION' | 'CLOSED' | 'LOST' | 'PROTOCOL' | 'EIO'
-  | 'RECOVERED';
+  | 'AUTH' | 'RECOVERED';
 
 /**
  * A channel problem; `address` is host:port of the intercept concerned. With keepRunning, the
@@ -37,7 +37,7 @@ export function isTransient(err: InterceptConnectError, peerErrorCode: number): 
     case 'PROTOCOL':
       return peerErrorCode === ErrorCode.SHUTDOWN; // it answered "shutting down"
     default:
-      return false; // DNS, NOT_INTERCEPT, VERSION: fix -s or the release
+      return false; // DNS, NOT_INTERCEPT, VERSION, AUTH: fix -s, the release or the secret
   }
 }
 
@@ -100,9 +100,36 @@ export function notIntercept(at: string, answered: string, sniffed: boolean): In
     (sniffed ? ' (the C intercept speaks another protocol)' : ''));
 }
 
-/** The intercept sent ERROR instead of HELLO_ACK. */
-export function refusedError(at: string, text: string): InterceptConnectError {
-  return new InterceptConnectError('PROTOCOL', at, `intercept at ${at} refused this tcpcopy: ${text}`);
+/** The intercept sent ERROR instead of HELLO_ACK (code AUTH: the secret handshake failed). */
+export function refusedError(at: string, text: string, peerCode = 0): InterceptConnectError {
+  return new InterceptConnectError(peerCode === ErrorCode.AUTH ? 'AUTH' : 'PROTOCOL', at,
+    `intercept at ${at} refused this tcpcopy: ${text}`);
+}
+
+// ---- the secret handshake, as tcpcopy sees it -------------------------------------------
+
+/** tcpcopy has a secret, and the intercept answered HELLO without challenging it. */
+export function authNotOffered(at: string): InterceptConnectError {
+  return new InterceptConnectError('AUTH', at, `intercept at ${at} does not check a secret (it was started without ` +
+    `TCPCOPY_SECRET or --secret), and this tcpcopy has one: give the intercept the same secret, or run tcpcopy without one`);
+}
+
+/** The intercept challenged a tcpcopy that has no secret. */
+export function authNoSecret(at: string): InterceptConnectError {
+  return new InterceptConnectError('AUTH', at, `intercept at ${at} requires a shared secret: ` +
+    `start tcpcopy with the intercept's secret in TCPCOPY_SECRET (or --secret)`);
+}
+
+/** The intercept's proof is wrong (or missing, or of an algorithm we do not know). */
+export function authBadProof(at: string, why: string): InterceptConnectError {
+  return new InterceptConnectError('AUTH', at, `intercept at ${at} did not prove it knows the secret (${why}): ` +
+    `is it the intercept you meant, started with the same TCPCOPY_SECRET or --secret? fix -s or the secret`);
+}
+
+/** A frame before HELLO_ACK longer than the handshake allows. */
+export function handshakeTooLong(at: string, type: number, length: number, max: number): InterceptConnectError {
+  return new InterceptConnectError('NOT_INTERCEPT', at, `${at} sent a handshake message (type ${type}) of ${length} bytes, ` +
+    `more than the ${max} allowed: is it an intercept of this project? fix -s`);
 }
 
 /** The HELLO_ACK is not one this tcpcopy accepts (versions, status); null if it is. */

@@ -24,6 +24,7 @@ import {
   FrameParser,
   FrameWriter,
   HelloStatus,
+  MAX_BODY_LENGTH,
   MessageType,
   PAYLOAD_UNLIMITED,
   decodeError,
@@ -33,6 +34,17 @@ import {
   previewBytes,
   readRouteBody,
 } from './channel-messages';
+import {
+  AUTH_PROOF_TCPCOPY_BODY,
+  HELLO_FLAG_AUTH,
+  MAX_HANDSHAKE_BODY,
+  authMac,
+  encodeAuthChallenge,
+  encodeAuthProof,
+  macMatches,
+  newNonce,
+  secretBytes,
+} from './channel-auth';
 import { HandshakeSniff } from './handshake-sniff';
 import { HoldQueue } from './hold-queue';
 import { listenError } from './listen-errors';
@@ -65,6 +77,11 @@ export interface InterceptServerOptions {
   helloTimeoutMs?: number;
   /** Name sent in HELLO_ACK, for tcpcopy's logs. */
   name?: string;
+  /**
+   * intercept --secret: only tcpcopys that prove they know it are served, and this intercept
+   * proves it knows it too (challenge-response, see channel-auth.ts). Default: none, no check.
+   */
+  secret?: string | Buffer;
   /** Where to report connections, protocol errors and (level 'debug') route changes. */
   log?: (level: 'info' | 'warn' | 'debug', message: string) => void;
 }
@@ -100,8 +117,10 @@ export class InterceptCounters {
   /** Routes dropped because their tcpcopy disconnected. */
   routesDisconnected = 0;
   clientsAccepted = 0;
-  /** Connections closed because they did not speak this protocol (or an incompatible version). */
+  /** Connections closed because they did not speak this protocol (or an incompatible version, or failed authentication). */
   clientsRejected = 0;
+  /** Of clientsRejected: tcpcopys refused by the secret handshake (no secret, a wrong one, a missing step). */
+  clientsUnauthenticated = 0;
   /** socket.write() calls to tcpcopys (one per client per event-loop turn, unless a burst fills 128 KiB). */
   batches = 0;
   bytesSent = 0;
@@ -128,6 +147,8 @@ const CLOSE_GRACE_MS = 2000;
 
 const enum ConnState {
   AWAIT_HELLO,
+  /** With a secret: the challenge is sent, tcpcopy's AUTH_PROOF is awaited. */
+  AWAIT_PROOF,
   READY,
   CLOSING,
 }
@@ -140,6 +161,9 @@ class ClientConn {
   replies = 0;
   dropped = 0;
   helloTimer: NodeJS.Timeout | null = null;
+  /** With a secret: the challenge sent, and the HELLO body the proofs cover. */
+  nonce: Buffer | null = null;
+  helloBody: Buffer | null = null;
   /** Checks the first bytes received: a HELLO with our magic. */
   readonly sniff = new HandshakeSniff(MessageType.HELLO);
   readonly writer: FrameWriter;
@@ -166,7 +190,8 @@ export class InterceptServer {
   /** @internal */
   readonly hold: HoldQueue;
 
-  private readonly opts: Required<Omit<InterceptServerOptions, 'log' | 'passlist'>>;
+  private readonly opts: Required<Omit<InterceptServerOptions, 'log' | 'passlist' | 'secret'>>;
+  private readonly secret: Buffer | null;
   private readonly log: (level: 'info' | 'warn' | 'debug', message: string) => void;
   private readonly passlist: Uint32Array;
   private readonly server: net.Server;
@@ -197,6 +222,7 @@ export class InterceptServer {
       name: options.name ?? `intercept pid ${process.pid} on ${os.hostname()}`,
     };
     this.log = options.log ?? (() => undefined);
+    this.secret = secretBytes(options.secret);
     this.passlist = Uint32Array.from(options.passlist ?? []);
     this.routes = new RouteTable(this.opts.maxRoutes);
     this.hold = new HoldQueue(Math.max(1, this.opts.holdLimit), this.opts.holdBytes);
@@ -363,8 +389,17 @@ export class InterceptServer {
     const conn = new ClientConn(id, socket, `${socket.remoteAddress}:${socket.remotePort}`, this.opts.maxBufferedBytes);
     this.conns[id] = conn;
     this.counters.clientsAccepted++;
-    conn.parser = new FrameParser((type, buf, start, end) => this.onFrame(conn, type, buf, start, end));
+    conn.parser = new FrameParser((type, buf, start, end) => this.onFrame(conn, type, buf, start, end),
+      (type, length) => this.reject(conn, ErrorCode.PROTOCOL,
+        `a handshake message (type ${type}) of ${length} bytes, more than the ${MAX_HANDSHAKE_BODY} allowed before the handshake ends`));
+    // With a secret, a peer that has not authenticated cannot make us buffer a 64 KiB frame.
+    if (this.secret) conn.parser.maxBody = MAX_HANDSHAKE_BODY;
+    // One bound for the whole handshake: HELLO and, with a secret, AUTH_PROOF.
     conn.helloTimer = setTimeout(() => {
+      if (conn.state === ConnState.AWAIT_PROOF) {
+        this.refuse(conn, `no AUTH_PROOF within ${this.opts.helloTimeoutMs} ms`, 'authentication timed out');
+        return;
+      }
       if (conn.state !== ConnState.AWAIT_HELLO) return;
       this.counters.clientsRejected++;
       this.log('warn', `connection from ${conn.remote} sent no HELLO within ${this.opts.helloTimeoutMs} ms: closed ` +
@@ -442,6 +477,10 @@ export class InterceptServer {
       this.onHello(conn, type, buf, start, end);
       return;
     }
+    if (conn.state === ConnState.AWAIT_PROOF) {
+      this.onProof(conn, type, buf, start, end);
+      return;
+    }
     if (conn.state !== ConnState.READY) return;
     const r = this.scratchRoute;
     switch (type) {
@@ -479,10 +518,6 @@ export class InterceptServer {
       this.notTcpcopy(conn, buf, start - 4, end);
       return;
     }
-    if (conn.helloTimer) {
-      clearTimeout(conn.helloTimer);
-      conn.helloTimer = null;
-    }
     conn.name = hello.name;
     const chosen = Math.min(hello.maxVersion, CHANNEL_VERSION);
     if (chosen < Math.max(hello.minVersion, CHANNEL_MIN_VERSION)) {
@@ -497,12 +532,68 @@ export class InterceptServer {
       return;
     }
     conn.version = chosen;
+    if (this.secret) {
+      if ((hello.flags & HELLO_FLAG_AUTH) === 0) {
+        this.refuse(conn, 'it has no secret (start it with the same TCPCOPY_SECRET or --secret as this intercept)',
+          'this intercept requires a shared secret: start tcpcopy with the intercept\'s secret in TCPCOPY_SECRET (or --secret)');
+        return;
+      }
+      conn.nonce = newNonce();
+      conn.helloBody = Buffer.from(buf.subarray(start, end));
+      conn.state = ConnState.AWAIT_PROOF;
+      conn.writer.append(encodeAuthChallenge(conn.nonce));
+      return;
+    }
+    this.ready(conn, '');
+  }
+
+  /** With a secret: tcpcopy's answer to the challenge; a right one gets ours, then HELLO_ACK. */
+  private onProof(conn: ClientConn, type: number, buf: Buffer, start: number, end: number): void {
+    if (type === MessageType.ERROR) {
+      const e = decodeError(buf, start, end);
+      this.refuse(conn, `it gave up: ${e.text || `error ${e.code}`}`, null);
+      return;
+    }
+    if (type !== MessageType.AUTH_PROOF || end - start < AUTH_PROOF_TCPCOPY_BODY) {
+      this.refuse(conn, `it sent message type ${type} (${end - start} bytes) instead of AUTH_PROOF`,
+        'authentication failed: expected AUTH_PROOF');
+      return;
+    }
+    const secret = this.secret!;
+    const nonceT = buf.subarray(start + 32, start + AUTH_PROOF_TCPCOPY_BODY);
+    const expected = authMac(secret, 'tcpcopy', conn.nonce!, nonceT, conn.helloBody!);
+    if (!macMatches(expected, buf, start)) {
+      this.refuse(conn, 'wrong secret (its proof does not match this intercept\'s secret)',
+        'authentication failed: tcpcopy\'s secret is not this intercept\'s (set the same TCPCOPY_SECRET or --secret on both hosts)');
+      return;
+    }
+    conn.writer.append(encodeAuthProof(authMac(secret, 'intercept', conn.nonce!, nonceT, conn.helloBody!), null));
+    conn.nonce = conn.helloBody = null;
+    this.ready(conn, ' (authenticated)');
+  }
+
+  /** The handshake is over: HELLO_ACK, and the full frame size from now on. */
+  private ready(conn: ClientConn, how: string): void {
+    if (conn.helloTimer) {
+      clearTimeout(conn.helloTimer);
+      conn.helloTimer = null;
+    }
     conn.state = ConnState.READY;
+    conn.parser.maxBody = MAX_BODY_LENGTH;
     conn.writer.append(encodeHelloAck({
-      version: chosen, minVersion: CHANNEL_MIN_VERSION, status: HelloStatus.OK,
+      version: conn.version, minVersion: CHANNEL_MIN_VERSION, status: HelloStatus.OK,
       maxPayload: this.opts.maxPayload, name: this.opts.name,
     }));
-    this.log('info', `tcpcopy connected from ${conn.label}`);
+    this.log('info', `tcpcopy connected from ${conn.label}${how}`);
+  }
+
+  /** Refuses a tcpcopy in the secret handshake: the log says who and why; `text` (if any) goes to it in ERROR. */
+  private refuse(conn: ClientConn, why: string, text: string | null): void {
+    this.counters.clientsRejected++;
+    this.counters.clientsUnauthenticated++;
+    this.log('warn', `refused tcpcopy from ${conn.label}: ${why}`);
+    conn.parser.stop();
+    this.end(conn, text === null ? null : encodeError(ErrorCode.AUTH, text));
   }
 
   private addRoute(conn: ClientConn, r: Route): void {

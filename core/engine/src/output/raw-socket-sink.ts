@@ -1,131 +1,98 @@
-import { formatIpv4 } from '../decode/ip-address';
+import { loadNetio, type NetioAddon, type NetioHandle } from '../capture/raw-capture-addon';
 import type { PacketSink } from './packet-sink';
 
-// raw-socket ships no typings; this is the part of its API we use.
-interface RawSocketWrap {
-  send(buf: Buffer, offset: number, length: number, address: string, cb: (bytes: number) => void): void;
-}
-type SendCallback = (err: Error | null, bytes: number) => void;
-interface RawSocket {
-  wrap?: RawSocketWrap;
-  setOption(level: number, option: number, value: number): void;
-  pauseRecv(): RawSocket;
-  resumeSend(): RawSocket;
-  pauseSend(): RawSocket;
-  send(buf: Buffer, offset: number, length: number, address: string, cb: SendCallback): RawSocket;
-  on(event: string, listener: (...args: unknown[]) => void): void;
-  close(): void;
-}
-interface RawSocketModule {
-  createSocket(opts: { protocol: number; bufferSize?: number }): RawSocket;
-  SocketLevel: { IPPROTO_IP: number };
-  SocketOption: { IP_HDRINCL: number };
-}
-
 const NO_OP = (): void => undefined;
-/**
- * IPPROTO_RAW: a send-only raw socket. Opened as IPPROTO_TCP, the kernel would also queue every
- * inbound TCP segment of the host to it (and count them as drops once its buffer is full).
- */
-const IPPROTO_RAW = 255;
-/** Bound on packets waiting for the socket to become writable again (about 100 MB at full size). */
+/** Bound on packets waiting for the kernel (queued this turn, or refused with EAGAIN/ENOBUFS). */
 const MAX_QUEUED = 65536;
+/** Bound on their bytes: reserved, but only touched as far as a backlog reaches. */
+const MAX_QUEUED_BYTES = 32 * 1024 * 1024;
+/** The socket's send buffer: one turn's burst fits without EAGAIN. */
+const SEND_BUFFER = 4 * 1024 * 1024;
+
+export interface RawSocketSinkOptions {
+  /** Packets the queue holds at most (default 65536); beyond, packets are dropped and counted as failed. */
+  maxQueued?: number;
+  /** The socket's send buffer, bytes (default 4 MiB; the kernel's minimum applies). */
+  sendBuffer?: number;
+}
 
 /**
- * Sends hand-built IPv4 packets through a raw socket with IP_HDRINCL (the
- * forged source address goes out unchanged). The common case calls the
- * addon's synchronous sendto directly, so the caller's buffer can be reused at
- * once; only when the kernel says EAGAIN/ENOBUFS is a copy queued until the
- * socket is writable again.
+ * Sends hand-built IPv4 packets through a raw socket with IP_HDRINCL (the forged source address
+ * goes out unchanged). send() copies the packet into the netio addon's queue, so the caller's
+ * buffer is free at once; the queue goes out with sendmmsg at the end of the event-loop turn,
+ * one syscall per up to 1024 packets. When the kernel's buffer is full the rest waits for the
+ * socket to be writable; packets the queue cannot hold, or the kernel refuses, are counted as failed.
  */
 export class RawSocketSink implements PacketSink {
-  readonly stats = { sent: 0, failed: 0, queued: 0 };
-  private readonly socket: RawSocket;
-  /** Packets handed to the addon's own queue and not yet written. */
-  private pending = 0;
-  private readonly afterQueuedSend: SendCallback;
-  private readonly addressText = new Map<number, string>();
+  private readonly addon: NetioAddon;
+  private readonly handle: NetioHandle;
+  /** sent, failed, queued (had to wait for the kernel), sendmmsg calls: written by the addon. */
+  private readonly counters = new Float64Array(4);
+  private flushQueued = false;
+  private readonly flushNow: () => void;
+  private reportedFailures = 0;
   private lastError = '';
+  private closed = false;
 
-  constructor(private readonly onError: (message: string) => void = NO_OP) {
-    let raw: RawSocketModule;
+  constructor(private readonly onError: (message: string) => void = NO_OP, opts: RawSocketSinkOptions = {}) {
+    this.addon = loadNetio();
     try {
-      raw = require('raw-socket') as RawSocketModule;
+      this.handle = this.addon.senderOpen(this.counters, opts.maxQueued ?? MAX_QUEUED, MAX_QUEUED_BYTES, opts.sendBuffer ?? SEND_BUFFER);
     } catch (err) {
-      throw new Error(`cannot load the raw-socket addon (${(err as Error).message}); run \`npm rebuild raw-socket\``);
-    }
-    try {
-      this.socket = raw.createSocket({ protocol: IPPROTO_RAW, bufferSize: 64 });
-      this.socket.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
-    } catch (err) {
-      const text = (err as Error).message;
-      if (/not permitted|EPERM|EACCES/i.test(text)) {
+      const e = err as Error & { code?: string };
+      if (e.code === 'EPERM' || e.code === 'EACCES') {
         throw new Error('cannot open a raw IP socket: operation not permitted; run as root or grant CAP_NET_RAW');
       }
-      throw new Error(`cannot open a raw IP socket: ${text}`);
+      throw new Error(`cannot open a raw IP socket: ${e.message}`);
     }
-    // Nothing is ever received on IPPROTO_RAW; do not even poll for it.
-    this.socket.pauseRecv();
-    this.afterQueuedSend = (err) => {
-      this.pending--;
-      if (err) this.countFailure(err.message, '');
-      else this.stats.sent++;
+    this.flushNow = () => {
+      this.flushQueued = false;
+      this.flush();
     };
-    this.socket.on('error', (err) => this.onError(`raw socket: ${(err as Error).message}`));
+  }
+
+  get stats(): { sent: number; failed: number; queued: number } {
+    const c = this.counters;
+    return { sent: c[0], failed: c[1], queued: c[2] };
+  }
+
+  /** sendmmsg calls so far (each sends one or more packets). */
+  get sendCalls(): number {
+    return this.counters[3];
   }
 
   send(buf: Buffer, offset: number, length: number, dstIp: number): void {
-    const dst = this.textOf(dstIp);
-    if (this.pending === 0 && this.trySend(buf, offset, length, dst)) return;
-    if (this.pending >= MAX_QUEUED) {
-      this.stats.failed++;
+    if (this.closed) {
+      this.counters[1]++;
       return;
     }
-    // The kernel's buffer is full: let the addon queue a copy and write it when the socket is writable.
-    this.pending++;
-    this.stats.queued++;
-    this.socket.send(Buffer.from(buf.subarray(offset, offset + length)), 0, length, dst, this.afterQueuedSend);
+    this.addon.senderQueue(this.handle, buf, offset, length, dstIp);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(this.flushNow);
+    }
+  }
+
+  /** Sends what is queued now (the sink does it by itself at the end of each event-loop turn). */
+  flush(): void {
+    if (this.closed) return;
+    this.addon.senderFlush(this.handle);
+    if (this.counters[1] !== this.reportedFailures) this.reportFailures();
   }
 
   close(): void {
-    try {
-      this.socket.close();
-    } catch {
-      /* already closed */
-    }
+    if (this.closed) return;
+    this.addon.senderClose(this.handle);
+    this.closed = true;
   }
 
-  private trySend(buf: Buffer, offset: number, length: number, dst: string): boolean {
-    const wrap = this.socket.wrap;
-    if (!wrap) throw new Error('raw-socket addon without the expected wrap.send');
-    try {
-      wrap.send(buf, offset, length, dst, NO_OP);
-      this.stats.sent++;
-      return true;
-    } catch (err) {
-      const text = (err as Error).message;
-      if (/temporarily unavailable|No buffer space/i.test(text)) return false;
-      // Anything else (EMSGSIZE, EPERM from a firewall) affects this packet only: count, report once.
-      this.countFailure(text, dst);
-      return true;
-    }
-  }
-
-  private countFailure(text: string, dst: string): void {
-    this.stats.failed++;
-    if (text !== this.lastError) {
+  /** Reports why packets failed, once per distinct reason. */
+  private reportFailures(): void {
+    this.reportedFailures = this.counters[1];
+    const text = this.addon.senderLastError(this.handle);
+    if (text && text !== this.lastError) {
       this.lastError = text;
-      this.onError(`raw socket send${dst ? ` to ${dst}` : ''} failed: ${text}`);
+      this.onError(`raw socket send failed: ${text}`);
     }
-  }
-
-  private textOf(ip: number): string {
-    let text = this.addressText.get(ip);
-    if (text === undefined) {
-      text = formatIpv4(ip);
-      if (this.addressText.size > 65536) this.addressText.clear();
-      this.addressText.set(ip, text);
-    }
-    return text;
   }
 }

@@ -3,6 +3,7 @@ import {
   MAX_REPLY_PAYLOAD_BYTES,
   type ClientDataInfo,
   type ConnectInfo,
+  type OnlineDataInfo,
   type ProtocolContext,
   type ProtocolSession,
   type ReleaseQuery,
@@ -18,19 +19,25 @@ const targetInfo = { gap: 0 };
 /** Lines a protocol may log per client connection (ctx.log); one more says that the rest are suppressed. */
 export const PROTOCOL_LOG_LIMIT = 5;
 
-/** What the engine lends a protocol session. */
+/**
+ * What the engine lends a protocol session. The session itself implements it (methods, not closures: a
+ * closure per hook and session cost hundreds of bytes for every session alive).
+ */
 export interface DriverHost {
   readonly clientIp: number;
   readonly clientPort: number;
   readonly targetIp: number;
   readonly targetPort: number;
   readonly sawHandshake: boolean;
-  emit(data: Buffer, tag: number): void;
-  emitNext(data: Buffer, tag: number): void;
+  /** ctx.emit and ctx.emitNext. */
+  emitOut(data: Buffer, tag: number): void;
+  emitNextOut(data: Buffer, tag: number): void;
   alignServerBytes(onlineServerBytes: number): void;
   setReplyPayloadBytes(bytes: number): void;
-  log(message: string): void;
-  fault(hook: string, err: unknown): void;
+  /** ctx.log, within the per-connection limit. */
+  protocolLog(message: string): void;
+  /** A hook threw: the protocol is out of this connection. */
+  protocolFault(hook: string, err: unknown): void;
 }
 
 /**
@@ -60,13 +67,13 @@ export class ProtocolDriver {
       emit: (data: Buffer, tag = 0) => {
         if (this.closed) return;
         this.emitted = true;
-        host.emit(data, tag);
+        host.emitOut(data, tag);
       },
       emitNext: (data: Buffer, tag = 0) => {
         if (this.asking) throw new Error('emitNext is not allowed from mayRelease or beforeSend');
         if (this.closed) return;
         this.emitted = true;
-        host.emitNext(data, tag);
+        host.emitNextOut(data, tag);
       },
       alignServerBytes: (onlineServerBytes: number) => {
         if (!this.closed) host.alignServerBytes(onlineServerBytes);
@@ -87,7 +94,7 @@ export class ProtocolDriver {
     if (this.closed) return;
     const hook = this.session?.onClientData;
     if (!hook) {
-      this.host.emit(data, 0);
+      this.host.emitOut(data, 0);
       return;
     }
     this.emitted = false;
@@ -96,7 +103,7 @@ export class ProtocolDriver {
     } catch (err) {
       this.fault('onClientData', err);
       // Carry on as raw TCP; the bytes of the failed call go as they are unless some were emitted.
-      if (!this.emitted) this.host.emit(data, 0);
+      if (!this.emitted) this.host.emitOut(data, 0);
     }
   }
 
@@ -130,12 +137,11 @@ export class ProtocolDriver {
     return !!this.session?.onOnlineData && !this.closed;
   }
 
-  onlineData(data: Buffer, gap: number): void {
+  onlineData(data: Buffer, info: OnlineDataInfo): void {
     const hook = this.session?.onOnlineData;
     if (!hook || this.closed) return;
-    targetInfo.gap = gap;
     try {
-      hook.call(this.session, data, targetInfo);
+      hook.call(this.session, data, info);
     } catch (err) {
       this.fault('onOnlineData', err);
     }
@@ -202,10 +208,14 @@ export class ProtocolDriver {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const hook = this.session?.onClose;
+    const session = this.session;
+    // Nothing is asked of a closed protocol: its state (parsers, buffers, the context it kept) goes now,
+    // not when the finished connection is forgotten after lingering.
+    this.session = null;
+    const hook = session?.onClose;
     if (!hook) return;
     try {
-      hook.call(this.session);
+      hook.call(session);
     } catch (err) {
       this.fault('onClose', err);
     }
@@ -217,14 +227,14 @@ export class ProtocolDriver {
    */
   private log(message: string): void {
     if (this.logged > PROTOCOL_LOG_LIMIT) return;
-    this.host.log(this.logged < PROTOCOL_LOG_LIMIT ? message
+    this.host.protocolLog(this.logged < PROTOCOL_LOG_LIMIT ? message
       : `further messages of this connection suppressed (at most ${PROTOCOL_LOG_LIMIT} per connection)`);
     this.logged++;
   }
 
   private fault(hook: string, err: unknown): void {
     this.session = null;
-    this.host.fault(hook, err);
+    this.host.protocolFault(hook, err);
   }
 }
 

@@ -1,3 +1,5 @@
+import type { RequestStats, RequestStatsSnapshot } from './request-stats';
+
 /**
  * The protocol plug-in point. A protocol module exports a SessionProtocol (or a
  * function that makes one from its options); the engine creates one
@@ -58,6 +60,13 @@ export interface SessionProtocol {
   createSession(ctx: ProtocolContext): ProtocolSession;
   /** The protocol's own counters for the end-of-run summary (sessions it skipped and why, answers compared, ...). */
   stats?(): Readonly<Record<string, number>>;
+  /**
+   * For a protocol that frames requests: the requests answered so far, online and by the target,
+   * by status and with latency percentiles, for the end-of-run report (`tcpcopy --report`). Fill
+   * one {@link RequestStats} from the sessions and return its snapshot. Protocols that do not
+   * frame requests leave it out.
+   */
+  requestStats?(): RequestStatsSnapshot;
 }
 
 /** A module may export this instead of a SessionProtocol to take `--protocol-opt key=value` options. */
@@ -107,11 +116,23 @@ export interface ProtocolContext {
 export interface ClientDataInfo {
   /** Bytes the online server had sent when the client sent this data (from the client's ACK). */
   readonly onlineServerBytes: number;
+  /**
+   * When the packet that completed this data was captured, in ms on the capture's clock (a pcap
+   * file's timestamps; live, the time tcpcopy received it): only differences mean something, with
+   * {@link OnlineDataInfo.captureTimeMs}. The engine always sets it; hand-made calls may not.
+   */
+  readonly captureTimeMs?: number;
 }
 
 export interface TargetDataInfo {
   /** Target bytes skipped just before this data because no reply carried them. */
   readonly gap: number;
+}
+
+/** What onOnlineData gets besides the bytes. */
+export interface OnlineDataInfo extends TargetDataInfo {
+  /** When the packet carrying these bytes was captured, on the clock of {@link ClientDataInfo.captureTimeMs}. */
+  readonly captureTimeMs?: number;
 }
 
 export interface ConnectInfo {
@@ -153,7 +174,7 @@ export interface ProtocolSession {
    * these. For comparing the target's answers with the online ones; it has
    * no say in what is sent. The data is valid only during the call.
    */
-  onOnlineData?(data: Buffer, info: TargetDataInfo): void;
+  onOnlineData?(data: Buffer, info: OnlineDataInfo): void;
   /**
    * The target stayed quiet while the chunk tagged `tag` ({@link CLOSE_TAG}:
    * the client's FIN or RST) was held, and the engine let it go anyway (`--idle-release`).

@@ -33,6 +33,11 @@ const ADMIT_SHARE = 0.85;
 const STOP_SHARE = 0.97;
 /** Near the limit, a full collection at most this often: finished sessions are garbage V8 has not collected yet. */
 const COLLECT_EVERY_MS = 1000;
+/**
+ * V8 hands a collection's freed pages back to the system a few milliseconds later (its unmapper runs
+ * concurrently): a reading right after collect() still counts them, and refused new sessions for nothing.
+ */
+const JUDGE_AFTER_COLLECT_MS = 50;
 
 let fullCollection: (() => void) | null = null;
 /**
@@ -63,28 +68,35 @@ export function replayLive(engine: ReplayEngine, source: LiveSource, opts: LiveR
   const collect = opts.collect ?? collectGarbage;
   const limit = opts.memoryLimitBytes ?? 0;
   let collectedAt = -Infinity;
+  let judgeLater: NodeJS.Timeout | null = null;
   const memory = limit > 0
     ? setInterval(() => {
-        let used = rss();
+        const used = rss();
         const now = performance.now();
         if (used >= limit * ADMIT_SHARE && now - collectedAt >= COLLECT_EVERY_MS) {
           collectedAt = now;
           collect();
-          used = rss();
-        }
-        if (used >= limit * STOP_SHARE) {
-          opts.warn?.(`memory ${(used / 2 ** 20).toFixed(0)} MiB is at the -m limit of ${(limit / 2 ** 20).toFixed(0)} MiB: stopping`);
-          end('memory');
+          judgeLater = setTimeout(() => judge(rss()), JUDGE_AFTER_COLLECT_MS);
           return;
         }
-        const admit = used < limit * ADMIT_SHARE;
-        if (admit !== engine.admitting) {
-          engine.admitting = admit;
-          opts.warn?.(admit ? 'memory is below the -m limit again: new connections are replayed'
-            : `memory ${(used / 2 ** 20).toFixed(0)} MiB is near the -m limit: new connections are not replayed for now`);
-        }
+        judge(used);
       }, 250)
     : null;
+  function judge(used: number): void {
+    judgeLater = null;
+    if (ended) return;
+    if (used >= limit * STOP_SHARE) {
+      opts.warn?.(`memory ${(used / 2 ** 20).toFixed(0)} MiB is at the -m limit of ${(limit / 2 ** 20).toFixed(0)} MiB: stopping`);
+      end('memory');
+      return;
+    }
+    const admit = used < limit * ADMIT_SHARE;
+    if (admit !== engine.admitting) {
+      engine.admitting = admit;
+      opts.warn?.(admit ? 'memory is below the -m limit again: new connections are replayed'
+        : `memory ${(used / 2 ** 20).toFixed(0)} MiB is near the -m limit: new connections are not replayed for now`);
+    }
+  }
   const stats = opts.onStats && opts.statsIntervalMs ? setInterval(opts.onStats, opts.statsIntervalMs) : null;
   let ended = false;
   function end(why: LiveReplayEnd): void {
@@ -93,6 +105,7 @@ export function replayLive(engine: ReplayEngine, source: LiveSource, opts: LiveR
     source.close();
     clearInterval(tick);
     if (memory) clearInterval(memory);
+    if (judgeLater) clearTimeout(judgeLater);
     if (stats) clearInterval(stats);
     engine.closeAll();
     finish(why);

@@ -2,6 +2,7 @@ import type { CaptureStats } from '../capture/frame-decoder';
 import type { InterceptAddress, InterceptChannelError, InterceptClientStats } from '../intercept/intercept-client';
 import type { PacketSink } from '../output/packet-sink';
 import type { ProtocolNames } from '../protocol/protocol-loader';
+import type { RequestStatsSnapshot } from '../protocol/request-stats';
 import type { ProtocolOptions, SessionProtocol } from '../protocol/session-protocol';
 import type { Transfer } from '../rewrite/address-map';
 import type { EngineConfig, EngineStats, UnfinishedSessions } from '../session/engine-context';
@@ -25,6 +26,11 @@ export interface ReplayOptions {
   interceptPort?: number;
   /** -C: connections to each intercept (2). */
   channelsPerIntercept?: number;
+  /**
+   * --secret / TCPCOPY_SECRET: authenticate the intercept channel both ways with this shared
+   * secret (challenge-response; see docs/intercept-protocol.md). Default: no authentication.
+   */
+  interceptSecret?: string | Buffer;
   /**
    * -L: an intercept that goes away (or is down at the start) is reconnected and the replay goes
    * on. Without it, the loss of an intercept ends the replay (end `'intercept lost'`).
@@ -123,6 +129,11 @@ export interface ReplayReadyInfo {
   protocol: string;
   /** Live: what captures where (the raw socket, or libpcap's devices and filter). */
   capture?: string;
+  /**
+   * The counters so far, read on demand (a status line, a metrics scrape): a fresh copy per call, as
+   * onStats gets them; still answers after the replay ended.
+   */
+  stats(): ReplaySummary;
 }
 
 /**
@@ -146,6 +157,8 @@ export interface ReplaySummary {
   unfinished: UnfinishedSessions;
   /** The protocol module's name and its own counters. */
   protocol: { name: string } & Record<string, unknown>;
+  /** Requests answered online and by the target, by status, with latencies: from a protocol that frames requests (SessionProtocol.requestStats). */
+  requests?: RequestStatsSnapshot;
   /** Packets sent to the target, failed, queued. */
   output: PacketSink['stats'];
   /** The intercept channel. */

@@ -109,6 +109,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       defaultPort: opts.interceptPort,
       channelsPerIntercept: opts.channelsPerIntercept,
       keepRunning: !!opts.keepRunning,
+      secret: opts.interceptSecret,
       onReply: (pkt, payloadLength, data) => engine?.handleReply(pkt, payloadLength, data),
       onBatch: () => engine?.flush(),
       onError: (message: string, err: InterceptChannelError) => {
@@ -149,6 +150,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       engine: { ...eng.stats },
       unfinished: { sessions: [...eng.unfinishedSessions.sessions], more: eng.unfinishedSessions.more },
       protocol: { name: protocol.name, ...protocol.stats?.() },
+      ...(protocol.requestStats ? { requests: protocol.requestStats() } : {}),
       output: { ...sink.stats },
       intercept: channel.stats(),
     });
@@ -160,6 +162,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplaySummary> {
       intercepts: channel.addresses.map((a) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)),
       protocol: protocol.name,
       ...(source ? { capture: source.describe() } : {}),
+      stats: () => summary(offline ? {} : { live: true }),
     });
 
     const onStats = opts.onStats;
@@ -252,7 +255,7 @@ function openLiveSource(o: ReplayOptions, transfers: readonly Transfer[], warn: 
     if (o.filter !== undefined) throw new ReplayError('BAD_OPTION', '-F applies to libpcap capture only (drop it, or leave out --capture raw)');
     if (o.snaplen !== undefined) throw new ReplayError('BAD_OPTION', '-S applies to libpcap capture only (drop it, or leave out --capture raw)');
     if (o.devices !== undefined) checkDevices(o.devices);
-    return new RawSocketLiveSource({ receiveBuffer: o.bufferSize, warn });
+    return new RawSocketLiveSource({ receiveBuffer: o.bufferSize, transfers, warn });
   }
   return as('CAPTURE', isCaptureError, () => new PcapLiveSource({
     device: o.devices ?? 'any',

@@ -1,4 +1,4 @@
-import { finishSum, pseudoHeaderSum, sumBytes, writeIpv4Checksum } from '../decode/checksum';
+import { finishSum } from '../decode/checksum';
 import { TCP_SYN } from '../decode/tcp-packet';
 
 /** Window scale we offer: the replay client swallows everything, so it advertises a large window. */
@@ -44,46 +44,72 @@ export class PacketBuilder {
     const optLen = (syn ? 8 : 0) + (s.timestamps ? 12 : 0);
     const tcpHeaderLength = 20 + optLen;
     const total = 20 + tcpHeaderLength + s.payloadLength;
+    const srcIp = s.srcIp >>> 0;
+    const dstIp = s.dstIp >>> 0;
+    const ipId = s.ipId & 0xffff;
 
+    // Fields are stored byte by byte and the header sums computed from the values written: per packet,
+    // this is cheaper than Buffer's checked writeUInt*BE calls and a second pass over the header.
     b[0] = 0x45;
     b[1] = 0;
-    b.writeUInt16BE(total, 2);
-    b.writeUInt16BE(s.ipId & 0xffff, 4);
-    b.writeUInt16BE(0x4000, 6); // DF
+    put16(b, 2, total);
+    put16(b, 4, ipId);
+    b[6] = 0x40; // DF
+    b[7] = 0;
     b[8] = 64;
     b[9] = 6;
-    b.writeUInt32BE(s.srcIp >>> 0, 12);
-    b.writeUInt32BE(s.dstIp >>> 0, 16);
-    writeIpv4Checksum(b, 0);
+    put32(b, 12, srcIp);
+    put32(b, 16, dstIp);
+    const addrSum = (srcIp >>> 16) + (srcIp & 0xffff) + (dstIp >>> 16) + (dstIp & 0xffff);
+    put16(b, 10, finishSum(0x4500 + total + ipId + 0x4000 + 0x4006 + addrSum));
 
     const t = 20;
-    b.writeUInt16BE(s.srcPort, t);
-    b.writeUInt16BE(s.dstPort, t + 2);
-    b.writeUInt32BE(s.seq >>> 0, t + 4);
-    b.writeUInt32BE(s.ack >>> 0, t + 8);
-    b[t + 12] = (tcpHeaderLength / 4) << 4;
-    b[t + 13] = s.flags;
-    b.writeUInt16BE(OUR_WINDOW, t + 14);
-    b.writeUInt32BE(0, t + 16); // checksum + urgent pointer
+    const seq = s.seq >>> 0;
+    const ack = s.ack >>> 0;
+    const offsetAndFlags = ((tcpHeaderLength / 4) << 12) | s.flags;
+    put16(b, t, s.srcPort);
+    put16(b, t + 2, s.dstPort);
+    put32(b, t + 4, seq);
+    put32(b, t + 8, ack);
+    put16(b, t + 12, offsetAndFlags);
+    put16(b, t + 14, OUR_WINDOW);
+    put32(b, t + 16, 0); // checksum + urgent pointer
+    let sum = addrSum + 6 + tcpHeaderLength + s.payloadLength; // pseudo-header
+    sum += s.srcPort + s.dstPort + (seq >>> 16) + (seq & 0xffff) + (ack >>> 16) + (ack & 0xffff) + offsetAndFlags + OUR_WINDOW;
     let o = t + 20;
     if (syn) {
-      b[o] = 2; b[o + 1] = 4; b.writeUInt16BE(s.mss, o + 2); // MSS
+      const mss = s.mss & 0xffff;
+      b[o] = 2; b[o + 1] = 4; put16(b, o + 2, mss); // MSS
       b[o + 4] = 1; b[o + 5] = 3; b[o + 6] = 3; b[o + 7] = OUR_WSCALE; // NOP, window scale
+      sum += 0x0204 + mss + 0x0103 + (0x0300 | OUR_WSCALE);
       o += 8;
     }
     if (s.timestamps) {
+      const tsVal = s.tsVal >>> 0;
+      const tsEcr = s.tsEcr >>> 0;
       b[o] = 1; b[o + 1] = 1; b[o + 2] = 8; b[o + 3] = 10;
-      b.writeUInt32BE(s.tsVal >>> 0, o + 4);
-      b.writeUInt32BE(s.tsEcr >>> 0, o + 8);
+      put32(b, o + 4, tsVal);
+      put32(b, o + 8, tsEcr);
+      sum += 0x0101 + 0x080a + (tsVal >>> 16) + (tsVal & 0xffff) + (tsEcr >>> 16) + (tsEcr & 0xffff);
       o += 12;
     }
-    let sum = pseudoHeaderSum(s.srcIp >>> 0, s.dstIp >>> 0, tcpHeaderLength + s.payloadLength);
-    sum = sumBytes(b, t, o, sum);
     if (s.payload && s.payloadLength > 0) {
       s.payload.copy(b, o, s.payloadOffset, s.payloadOffset + s.payloadLength);
       sum += s.payloadSum;
     }
-    b.writeUInt16BE(finishSum(sum), t + 16);
+    put16(b, t + 16, finishSum(sum));
     return total;
   }
+}
+
+function put16(b: Buffer, at: number, v: number): void {
+  b[at] = v >>> 8;
+  b[at + 1] = v;
+}
+
+function put32(b: Buffer, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
 }

@@ -16,13 +16,20 @@ export interface ClientSegment {
 }
 
 /**
+ * The array of an empty stream, shared and never written to: the first add replaces it with a
+ * one-slot array (a first push onto [] reserves 17 slots), and emptying puts it back (an idle session keeps
+ * no array storage; setting `length = 0` is a slow runtime call).
+ */
+const NO_SEGMENTS: ClientSegment[] = [];
+
+/**
  * The client's captured payload awaiting replay: segments kept in sequence
  * order, duplicates and overlaps trimmed on the way in (capture duplicates and
  * client retransmissions), acknowledged data dropped from the head. The
  * client's FIN and RST are kept by the session, not here.
  */
 export class ClientStream {
-  private segs: ClientSegment[] = [];
+  private segs: ClientSegment[] = NO_SEGMENTS;
   private head = 0;
   /** Bytes of payload held. */
   bytes = 0;
@@ -81,7 +88,9 @@ export class ClientStream {
         const data = Buffer.allocUnsafe(part);
         src.copy(data, 0, offset, offset + part);
         const seg: ClientSegment = { seq, length: part, data, sum: sumBytes(data, 0, part), serverBytes };
-        if (i === this.segs.length) this.segs.push(seg);
+        // An empty stream starts a one-slot array (a first push onto [] reserves 17 slots).
+        if (this.segs.length === 0) this.segs = [seg];
+        else if (i === this.segs.length) this.segs.push(seg);
         else this.segs.splice(i, 0, seg);
         this.bytes += part;
         added = true;
@@ -117,14 +126,18 @@ export class ClientStream {
       this.bytes -= s.length;
       this.segs[this.head++] = undefined as unknown as ClientSegment;
     }
-    if (this.head > 64 && this.head * 2 > this.segs.length) {
+    if (this.head === this.segs.length) {
+      // All delivered: an idle session keeps no array storage.
+      this.segs = NO_SEGMENTS;
+      this.head = 0;
+    } else if (this.head > 64 && this.head * 2 > this.segs.length) {
       this.segs = this.segs.slice(this.head);
       this.head = 0;
     }
   }
 
   clear(): void {
-    this.segs = [];
+    this.segs = NO_SEGMENTS;
     this.head = 0;
     this.bytes = 0;
   }

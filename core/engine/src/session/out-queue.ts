@@ -23,9 +23,16 @@ export interface OutChunk {
   ahead: boolean;
 }
 
+/**
+ * The array of an empty queue, shared and never written to: the first push replaces it with a
+ * one-slot array (a first push onto [] reserves 17 slots), and emptying puts it back (an idle session keeps
+ * no array storage; setting `length = 0` is a slow runtime call).
+ */
+const NO_CHUNKS: OutChunk[] = [];
+
 /** The bytes for the target, in order, until the target acknowledges them. */
 export class OutQueue {
-  private chunks: OutChunk[] = [];
+  private chunks: OutChunk[] = NO_CHUNKS;
   private head = 0;
   /** Position after the last queued byte. */
   endPos = 0;
@@ -38,7 +45,11 @@ export class OutQueue {
 
   push(data: Buffer, tag: number, serverBytes: number, sum: number): void {
     if (data.length === 0) return;
-    this.chunks.push({ data, pos: this.endPos, tag, serverBytes, sum, released: false, readyOn: 0, ahead: false });
+    const chunk: OutChunk = { data, pos: this.endPos, tag, serverBytes, sum, released: false, readyOn: 0, ahead: false };
+    // An empty queue starts a one-slot array: most sessions hold one request at a time, and a first push
+    // onto [] reserves 17 slots.
+    if (this.chunks.length === 0) this.chunks = [chunk];
+    else this.chunks.push(chunk);
     this.endPos += data.length;
     this.bytes += data.length;
   }
@@ -60,7 +71,8 @@ export class OutQueue {
     const shift = at - pos;
     if (shift === 0) return;
     for (let j = i; j < this.chunks.length; j++) this.chunks[j].pos += shift;
-    this.chunks.splice(i, 0, ...added);
+    if (this.chunks.length === 0) this.chunks = added; // never write into the shared empty array
+    else this.chunks.splice(i, 0, ...added);
     this.endPos += shift;
     this.bytes += shift;
   }
@@ -120,14 +132,18 @@ export class OutQueue {
       this.bytes -= c.data.length;
       this.chunks[this.head++] = undefined as unknown as OutChunk;
     }
-    if (this.head > 64 && this.head * 2 > this.chunks.length) {
+    if (this.head === this.chunks.length) {
+      // Everything acknowledged: an idle session keeps no array storage.
+      this.chunks = NO_CHUNKS;
+      this.head = 0;
+    } else if (this.head > 64 && this.head * 2 > this.chunks.length) {
       this.chunks = this.chunks.slice(this.head);
       this.head = 0;
     }
   }
 
   clear(): void {
-    this.chunks = [];
+    this.chunks = NO_CHUNKS;
     this.head = 0;
     this.bytes = 0;
   }

@@ -7,6 +7,7 @@ import { ClientAddressMap, shiftPort, type Transfer, type TransferTable } from '
 import { PacketBuilder, SegmentSpec } from '../rewrite/packet-builder';
 import { DEFAULT_ENGINE_CONFIG, type EngineConfig, type EngineContext, EngineStats, type UnfinishedReason, type UnfinishedSessions } from './engine-context';
 import { Session } from './session';
+import { ClientIndex, ReplyIndex } from './session-index';
 import { TimerWheel } from './timer-wheel';
 
 export interface ReplayEngineInit {
@@ -64,13 +65,12 @@ export class ReplayEngine implements EngineContext {
 
   private readonly transfers: TransferTable;
   private readonly clients: ClientAddressMap;
-  private readonly byClient = new Map<number, Session>();
-  private readonly byReply = new Map<number, Session>();
+  private readonly byClient = new ClientIndex();
+  private readonly byReply = new ReplyIndex();
   private readonly pendingAcks = new Set<Session>();
   private readonly warnFn: (message: string) => void;
   private readonly protocolLogFn: (message: string) => void;
   private readonly clockOrigin: number;
-  private sessionCount = 0;
   private pass = 0;
   private firstPacketAt = -1;
   /** -g: connections left out while the share was rising (bounded). */
@@ -95,7 +95,7 @@ export class ReplayEngine implements EngineContext {
 
   /** Live sessions (including finished ones still lingering). */
   get size(): number {
-    return this.sessionCount;
+    return this.byClient.size;
   }
 
   /** Starts replay pass `n` (-T loops): its connections use other client ports than earlier passes. */
@@ -153,7 +153,7 @@ export class ReplayEngine implements EngineContext {
     const transfer = this.transfers.match(pkt.dstIp, pkt.dstPort);
     if (!transfer) {
       // The online server's side (a pcap file usually has it): protocols may read its replies to compare.
-      if (this.transfers.match(pkt.srcIp, pkt.srcPort) && this.handleOnline(pkt)) this.stats.capturedOnlineReplies++;
+      if (this.transfers.match(pkt.srcIp, pkt.srcPort) && this.handleOnline(pkt, now)) this.stats.capturedOnlineReplies++;
       else this.stats.capturedUnmatched++;
       return;
     }
@@ -169,12 +169,12 @@ export class ReplayEngine implements EngineContext {
   }
 
   /** A captured server→client packet: handed to the sessions of that client connection; false when there is none. */
-  private handleOnline(pkt: TcpPacket): boolean {
+  private handleOnline(pkt: TcpPacket, now: number): boolean {
     let found = false;
     for (let copy = 0; copy < this.config.copies; copy++) {
       const s = this.find(pkt.dstIp, pkt.dstPort, pkt.srcIp, pkt.srcPort, copy);
       if (s && !s.finished) {
-        s.onOnlineCaptured(pkt);
+        s.onOnlineCaptured(pkt, now);
         found = true;
       }
     }
@@ -182,7 +182,7 @@ export class ReplayEngine implements EngineContext {
   }
 
   private knows(ip: number, port: number): boolean {
-    return this.byClient.has(bucketKey(ip, port));
+    return this.byClient.first(ip, port) !== null;
   }
 
   /**
@@ -204,7 +204,7 @@ export class ReplayEngine implements EngineContext {
     h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
     h ^= h >>> 13;
     if ((h >>> 0) % 100 < percent) return true;
-    if (cfg.gradual && !this.byClient.has(key)) {
+    if (cfg.gradual && !this.knows(ip, port)) {
       if (this.leftOut.size >= MAX_LEFT_OUT) this.leftOut.clear();
       this.leftOut.add(key);
     }
@@ -277,8 +277,8 @@ export class ReplayEngine implements EngineContext {
     const clientPort = pkt.dstPort;
     const targetIp = pkt.srcIp;
     const targetPort = pkt.srcPort;
-    let s = this.byReply.get(bucketKey(clientIp, clientPort)) ?? null;
-    while (s && !(s.route.targetIp === targetIp && s.route.targetPort === targetPort)) s = s.nextInReplyBucket;
+    let s = this.byReply.first(clientIp, clientPort);
+    while (s && !(s.route.targetIp === targetIp && s.route.targetPort === targetPort)) s = this.byReply.next(s, clientIp, clientPort);
     if (!s) {
       this.stats.repliesUnmatched++;
       return;
@@ -301,17 +301,12 @@ export class ReplayEngine implements EngineContext {
 
   /** True while some session owes the target data or waits for its answer. */
   busy(now = this.now()): boolean {
-    for (const s of this.byClient.values()) {
-      for (let x: Session | null = s; x; x = x.nextInBucket) if (x.busy(now)) return true;
-    }
-    return false;
+    return this.byClient.some((s) => s.busy(now));
   }
 
   /** Ends every session (an RST tells the target) and forgets them. */
   closeAll(now = this.now()): void {
-    const all: Session[] = [];
-    for (const s of this.byClient.values()) for (let x: Session | null = s; x; x = x.nextInBucket) all.push(x);
-    for (const s of all) {
+    for (const s of this.byClient.all()) {
       if (!s.finished) s.abort(now);
       this.retire(s);
     }
@@ -321,10 +316,8 @@ export class ReplayEngine implements EngineContext {
   // ---- session table -----------------------------------------------------------------
 
   private find(srcIp: number, srcPort: number, dstIp: number, dstPort: number, copy: number): Session | undefined {
-    let s = this.byClient.get(bucketKey(srcIp, srcPort)) ?? null;
-    while (s) {
+    for (let s = this.byClient.first(srcIp, srcPort); s; s = this.byClient.next(s, srcIp, srcPort)) {
       if (s.serverIp === dstIp && s.serverPort === dstPort && s.pass === this.pass && s.copy === copy) return s;
-      s = s.nextInBucket;
     }
     return undefined;
   }
@@ -357,19 +350,14 @@ export class ReplayEngine implements EngineContext {
       outPort = shiftPort(outPort, 1);
     }
     const s = new Session(this, srcIp, srcPort, dstIp, dstPort, outIp, outPort, targetIp, targetPort, this.pass, copy, sawSyn, now);
-    const ck = bucketKey(srcIp, srcPort);
-    s.nextInBucket = this.byClient.get(ck) ?? null;
-    this.byClient.set(ck, s);
-    const rk = bucketKey(outIp, outPort);
-    s.nextInReplyBucket = this.byReply.get(rk) ?? null;
-    this.byReply.set(rk, s);
-    this.sessionCount++;
+    this.byClient.add(s);
+    this.byReply.add(s);
     this.stats.sessionsCreated++;
     return s;
   }
 
   private replyTaken(ip: number, port: number, targetIp: number, targetPort: number): boolean {
-    for (let s = this.byReply.get(bucketKey(ip, port)) ?? null; s; s = s.nextInReplyBucket) {
+    for (let s = this.byReply.first(ip, port); s; s = this.byReply.next(s, ip, port)) {
       if (s.route.targetIp === targetIp && s.route.targetPort === targetPort) return true;
     }
     return false;
@@ -382,30 +370,8 @@ export class ReplayEngine implements EngineContext {
   }
 
   private unlink(s: Session): void {
-    const ck = bucketKey(s.clientIp, s.clientPort);
-    if (removeFromChain(this.byClient, ck, s, 'nextInBucket')) this.sessionCount--;
-    removeFromChain(this.byReply, bucketKey(s.route.clientIp, s.route.clientPort), s, 'nextInReplyBucket');
+    this.byClient.delete(s);
+    this.byReply.delete(s);
     this.pendingAcks.delete(s);
   }
 }
-
-function removeFromChain(
-  map: Map<number, Session>,
-  key: number,
-  target: Session,
-  link: 'nextInBucket' | 'nextInReplyBucket',
-): boolean {
-  let s = map.get(key) ?? null;
-  let prev: Session | null = null;
-  while (s && s !== target) {
-    prev = s;
-    s = s[link];
-  }
-  if (!s) return false;
-  if (prev) prev[link] = s[link];
-  else if (s[link]) map.set(key, s[link] as Session);
-  else map.delete(key);
-  s[link] = null;
-  return true;
-}
-

@@ -1,9 +1,10 @@
+import { sumBytes } from '../decode/checksum';
 import { formatIpv4 } from '../decode/ip-address';
 import { seqAdd, seqDiff, seqGte } from '../decode/seq';
 import { TcpOptions } from '../decode/tcp-options';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpPacket } from '../decode/tcp-packet';
 import type { Route } from '../intercept/route-registry';
-import { ProtocolDriver } from '../protocol/protocol-driver';
+import { ProtocolDriver, type DriverHost } from '../protocol/protocol-driver';
 import { CLOSE_TAG } from '../protocol/session-protocol';
 import { ClientStream } from './client-stream';
 import type { EngineContext } from './engine-context';
@@ -40,7 +41,9 @@ const QUIET_MS = 100;
 
 const scratchOptions = new TcpOptions();
 /** Reused for every onClientData call (protocols must not keep it). */
-const clientInfo = { onlineServerBytes: 0 };
+const clientInfo = { onlineServerBytes: 0, captureTimeMs: 0 };
+/** Reused for every onOnlineData call. */
+const onlineInfo = { gap: 0, captureTimeMs: 0 };
 
 /**
  * One emulated client connection, in three stages:
@@ -51,9 +54,11 @@ const clientInfo = { onlineServerBytes: 0 };
  *  - connection: a TCP connection to the target with its own ISN; positions
  *    map to its sequence numbers, and a reconnect starts a new mapping.
  */
-export class Session implements WheelEntry {
+export class Session implements WheelEntry, DriverHost {
   deadline = Infinity;
   wheelSlot = -1;
+  wheelPrev: WheelEntry | null = null;
+  wheelNext: WheelEntry | null = null;
   /** Next session in the same hash bucket (engine-owned). */
   nextInBucket: Session | null = null;
   nextInReplyBucket: Session | null = null;
@@ -149,6 +154,8 @@ export class Session implements WheelEntry {
   private refusedSince = -1;
   /** When a hole in the captured stream is given up on (a packet the capture lost). */
   private gapAt = Infinity;
+  /** When the last captured client packet was captured (its pcap time, or when it arrived live), for the protocol. */
+  private capturedAtMs = 0;
   /** The protocol's beforeSend holds the next chunk back (until a target reply changes its mind). */
   private sendHeld = false;
   private lingerAt = Infinity;
@@ -183,28 +190,40 @@ export class Session implements WheelEntry {
     this.ipId = (Math.random() * 65536) | 0;
     this.lastReplyAt = now;
     this.lastActivityAt = now;
-    this.driver = new ProtocolDriver(ctx.protocol, {
-      clientIp,
-      clientPort,
-      targetIp,
-      targetPort,
-      sawHandshake: sawSyn,
-      emit: (data, tag) => this.emitOut(data, tag),
-      emitNext: (data, tag) => this.emitNextOut(data, tag),
-      alignServerBytes: (onlineServerBytes) => {
-        this.release.align(onlineServerBytes, this.targetBytes);
-      },
-      setReplyPayloadBytes: (bytes) => {
-        this.route.payloadBytes = bytes;
-        if (this.routed) this.ctx.routes.add(this.route);
-      },
-      log: (message) => ctx.protocolLog(`${ctx.protocol.name} ${this.describe()}: ${message}`),
-      fault: (hook, err) => {
-        ctx.stats.protocolFaults++;
-        ctx.warn(`protocol ${ctx.protocol.name} failed in ${hook} (connection ${this.describe()}), going on as raw TCP: ${(err as Error)?.message ?? err}`);
-      },
-    });
+    this.driver = new ProtocolDriver(ctx.protocol, this);
     this.release = new ReleaseControl(this.driver, ctx.config);
+  }
+
+  // ---- DriverHost: what the protocol driver may ask of this session ----------------
+
+  get targetIp(): number {
+    return this.route.targetIp;
+  }
+
+  get targetPort(): number {
+    return this.route.targetPort;
+  }
+
+  get sawHandshake(): boolean {
+    return this.sawSyn;
+  }
+
+  alignServerBytes(onlineServerBytes: number): void {
+    this.release.align(onlineServerBytes, this.targetBytes);
+  }
+
+  setReplyPayloadBytes(bytes: number): void {
+    this.route.payloadBytes = bytes;
+    if (this.routed) this.ctx.routes.add(this.route);
+  }
+
+  protocolLog(message: string): void {
+    this.ctx.protocolLog(`${this.ctx.protocol.name} ${this.describe()}: ${message}`);
+  }
+
+  protocolFault(hook: string, err: unknown): void {
+    this.ctx.stats.protocolFaults++;
+    this.ctx.warn(`protocol ${this.ctx.protocol.name} failed in ${hook} (connection ${this.describe()}), going on as raw TCP: ${(err as Error)?.message ?? err}`);
   }
 
   describe(): string {
@@ -247,6 +266,7 @@ export class Session implements WheelEntry {
   /** A captured non-SYN client packet of this connection. */
   onCaptured(pkt: TcpPacket, now: number): void {
     this.lastActivityAt = now;
+    this.capturedAtMs = pkt.capturedAtMs >= 0 ? pkt.capturedAtMs : now;
     const flags = pkt.flags;
     const len = pkt.payloadLength;
     if (flags & TCP_ACK && !this.haveAckBase) {
@@ -259,8 +279,16 @@ export class Session implements WheelEntry {
       this.deliveredSeq = pkt.seq;
       this.haveSeq = true;
     }
-    if (len > 0 && !this.captured.add(this.deliveredSeq, pkt.seq, pkt.buf, pkt.payload, len, serverBytes)) {
-      this.ctx.stats.capturedDuplicates++;
+    if (len > 0) {
+      if (this.captured.size === 0 && pkt.seq === this.deliveredSeq) {
+        // The next bytes with nothing held (nearly always): copied and handed over, no stop in the stream.
+        const data = Buffer.allocUnsafe(len);
+        pkt.buf.copy(data, 0, pkt.payload, pkt.payload + len);
+        this.handOver(data, sumBytes(data, 0, len), serverBytes);
+        this.deliveredSeq = seqAdd(pkt.seq, len);
+      } else if (!this.captured.add(this.deliveredSeq, pkt.seq, pkt.buf, pkt.payload, len, serverBytes)) {
+        this.ctx.stats.capturedDuplicates++;
+      }
     }
     if (flags & TCP_FIN && !this.hasFin) {
       this.hasFin = true;
@@ -286,7 +314,7 @@ export class Session implements WheelEntry {
    * order (retransmitted bytes cut off, missed bytes reported as a gap), for protocols that compare
    * answers. Nothing here affects what is sent.
    */
-  onOnlineCaptured(pkt: TcpPacket): void {
+  onOnlineCaptured(pkt: TcpPacket, now: number): void {
     if (!this.driver.readsOnline) return;
     const len = pkt.payloadLength;
     if (pkt.flags & TCP_SYN) {
@@ -302,7 +330,9 @@ export class Session implements WheelEntry {
     if (ahead + len <= 0) return; // seen already
     const skip = ahead < 0 ? -ahead : 0;
     this.onlineNext = seqAdd(pkt.seq, len);
-    this.driver.onlineData(pkt.buf.subarray(pkt.payload + skip, pkt.payload + len), ahead > 0 ? ahead : 0);
+    onlineInfo.gap = ahead > 0 ? ahead : 0;
+    onlineInfo.captureTimeMs = pkt.capturedAtMs >= 0 ? pkt.capturedAtMs : now;
+    this.driver.onlineData(pkt.buf.subarray(pkt.payload + skip, pkt.payload + len), onlineInfo);
   }
 
   private serverBytesAt(pkt: TcpPacket): number {
@@ -318,13 +348,7 @@ export class Session implements WheelEntry {
       const off = seqDiff(seg.seq, this.deliveredSeq);
       if (off < 0) break;
       if (off < seg.length) {
-        const data = off === 0 ? seg.data : seg.data.subarray(off);
-        this.currentServerBytes = seg.serverBytes;
-        this.currentData = data;
-        this.currentSum = off === 0 ? seg.sum : -1;
-        clientInfo.onlineServerBytes = seg.serverBytes;
-        this.driver.clientData(data, clientInfo);
-        this.currentData = null;
+        this.handOver(off === 0 ? seg.data : seg.data.subarray(off), off === 0 ? seg.sum : -1, seg.serverBytes);
         this.deliveredSeq = seqAdd(seg.seq, seg.length);
       }
       this.captured.release(this.deliveredSeq);
@@ -336,6 +360,17 @@ export class Session implements WheelEntry {
       this.gapAt = now + this.ctx.config.captureGapMs;
       this.rearm();
     }
+  }
+
+  /** Client bytes, in order, to the protocol (`sum`: their ones-complement sum, -1 if not known). */
+  private handOver(data: Buffer, sum: number, serverBytes: number): void {
+    this.currentServerBytes = serverBytes;
+    this.currentData = data;
+    this.currentSum = sum;
+    clientInfo.onlineServerBytes = serverBytes;
+    clientInfo.captureTimeMs = this.capturedAtMs;
+    this.driver.clientData(data, clientInfo);
+    this.currentData = null;
   }
 
   /** The capture lost client bytes and no retransmission filled the hole: go on after it, counted. */
@@ -355,7 +390,7 @@ export class Session implements WheelEntry {
   }
 
   /** The protocol emitted bytes for the target. */
-  private emitOut(data: Buffer, tag: number): void {
+  emitOut(data: Buffer, tag: number): void {
     if (this.prelude) {
       this.prelude.push({ data, tag, serverBytes: this.currentServerBytes });
       return;
@@ -364,7 +399,7 @@ export class Session implements WheelEntry {
   }
 
   /** Bytes the protocol puts ahead of everything not yet sent (after a chunk partly sent). */
-  private emitNextOut(data: Buffer, tag: number): void {
+  emitNextOut(data: Buffer, tag: number): void {
     if (this.prelude) {
       this.emitOut(data, tag);
       return;
@@ -679,8 +714,8 @@ export class Session implements WheelEntry {
       return;
     }
     if (this.timestamps) {
-      scratchOptions.parse(pkt.buf, pkt.tcp + 20, pkt.payload);
-      if (scratchOptions.hasTimestamp) this.tsRecent = scratchOptions.tsVal;
+      const tsVal = scratchOptions.timestampValue(pkt.buf, pkt.tcp + 20, pkt.payload);
+      if (tsVal >= 0) this.tsRecent = tsVal;
     }
     this.peerWindow = pkt.window << this.peerWscale;
 

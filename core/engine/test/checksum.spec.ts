@@ -1,0 +1,50 @@
+// The ones-complement sums on their own, against a plain reference (RFC 1071: 16-bit big-endian words, an
+// odd last byte padded with zero), for every alignment and length the engine meets.
+import { expect } from 'chai';
+import { finishSum, foldSum, sumBytes } from '../src/decode/checksum';
+
+/** RFC 1071 the slow way: one word at a time, folded as it goes. */
+function referenceSum(buf: Buffer, start: number, end: number): number {
+  let sum = 0;
+  for (let i = start; i < end; i += 2) {
+    sum += (buf[i] << 8) | (i + 1 < end ? buf[i + 1] : 0);
+    sum = (sum & 0xffff) + (sum >>> 16);
+  }
+  return sum;
+}
+
+describe('checksum sums', () => {
+  const buf = Buffer.alloc(70_000);
+  let x = 0x12345678;
+  for (let i = 0; i < buf.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    buf[i] = x >>> 24;
+  }
+
+  it('sumBytes folds to the reference sum for every start alignment and lengths 0-80', () => {
+    for (let start = 0; start < 9; start++) {
+      for (let len = 0; len <= 80; len++) {
+        expect(foldSum(sumBytes(buf, start, start + len)), `start ${start}, length ${len}`).to.equal(referenceSum(buf, start, start + len));
+      }
+    }
+  });
+
+  it('sumBytes stays exact for the largest segments and with a starting sum', () => {
+    for (const len of [1447, 1448, 9001, 65_535, 69_999]) {
+      expect(foldSum(sumBytes(buf, 1, 1 + len)), `length ${len}`).to.equal(referenceSum(buf, 1, 1 + len));
+    }
+    const head = sumBytes(buf, 0, 20);
+    expect(foldSum(sumBytes(buf, 20, 1500, head))).to.equal(referenceSum(buf, 0, 1500));
+  });
+
+  it('sums of parts combine into the sum of the whole (even split points)', () => {
+    const whole = finishSum(sumBytes(buf, 3, 1203));
+    const parts = finishSum(sumBytes(buf, 3, 403) + sumBytes(buf, 403, 1203));
+    expect(parts).to.equal(whole);
+  });
+
+  it('all-ones bytes: the accumulator never overflows', () => {
+    const ones = Buffer.alloc(65_536, 0xff);
+    expect(foldSum(sumBytes(ones, 0, ones.length))).to.equal(0xffff);
+  });
+});

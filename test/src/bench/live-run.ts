@@ -1,0 +1,189 @@
+// One live scenario with one build: fresh intercept and tcpcopy, the load from the client host, then the
+// target's access log counted until it settles. Loss is counted the same way for every build: requests
+// the target's nginx logged vs requests the load sent (both tagged per run, so earlier runs never count).
+import * as path from 'node:path';
+import { sleep, withTimeout } from '../harness';
+import { cpuSeconds, peakRssBytes, rssBreakdown, runLiveLoad, TaggedLineCounter } from '../harness/live-load';
+import type { LiveTestbed } from './live-testbed';
+import { LOAD_MS, type HeldScenario, type LiveScenario, type PacedScenario } from './live-scenarios';
+import { startInterceptOf, startTcpcopyOf, type ReplayPlan, type RunningTool, type ToolBuild } from './tool-flavours';
+
+export interface LiveRunResult {
+  scenario: string;
+  build: string;
+  sent: number;
+  /** Answered by the online server (200). */
+  ok: number;
+  loadErrors: number;
+  onlineN: number;
+  targetN: number;
+  /** 1 - target / sent. */
+  loss: number;
+  /** Requests/s the load achieved. */
+  rate: number;
+  tcpcopyCpuPer10k: number;
+  interceptCpuPer10k: number;
+  tcpcopyPeakRssMiB: number;
+  interceptPeakRssMiB: number;
+  /** intercept's resident memory once started, before any load. */
+  interceptStartRssMiB: number;
+  settledMs: number;
+  /** Both tools were still running when the load was over. */
+  survived: boolean;
+  tcpcopyWords: string;
+  interceptWords: string;
+  loadNote: string;
+}
+
+const QUIET_MS = 1500;
+const SETTLE_MAX_MS = 20_000;
+const PORT_FIRST = 10_000;
+const PORT_COUNT = 50_000;
+
+export async function runLiveScenario(bed: LiveTestbed, build: ToolBuild, scenario: LiveScenario, runTag: string, interceptBufferMiB?: number): Promise<LiveRunResult> {
+  const onlineCount = new TaggedLineCounter(bed.online.accessLogFile, runTag);
+  const targetCount = new TaggedLineCounter(bed.target.accessLogFile, runTag);
+  const intercept = await startInterceptOf(build, bed.topo, bed.plan, interceptBufferMiB);
+  let tcpcopy: RunningTool | undefined;
+  try {
+    const startRss = rssBreakdown(intercept.pid);
+    tcpcopy = await startTcpcopyOf(build, bed.topo, bed.plan);
+    const before = { tcpcopy: cpuSeconds(tcpcopy.pid), intercept: cpuSeconds(intercept.pid) };
+    const load = scenario.kind === 'paced' ? await pacedLoad(bed, scenario, runTag) : await heldLoad(bed, scenario, runTag);
+    const started = Date.now();
+    await settle(() => targetCount.count(), () => onlineCount.count());
+    const settledMs = Date.now() - started;
+    const onlineN = onlineCount.count();
+    const targetN = targetCount.count();
+    // Read while both still run: a process that died under load has no /proc entry left.
+    const survived = !tcpcopy.proc.exitStatus() && !intercept.proc.exitStatus();
+    const read = <T>(f: () => T, fallback: T): T => {
+      try {
+        return f();
+      } catch {
+        return fallback;
+      }
+    };
+    const after = { tcpcopy: read(() => cpuSeconds(tcpcopy!.pid), NaN), intercept: read(() => cpuSeconds(intercept.pid), NaN) };
+    const rss = { tcpcopy: read(() => peakRssBytes(tcpcopy!.pid), NaN), intercept: read(() => peakRssBytes(intercept.pid), NaN) };
+    const tcpcopyWords = await tcpcopy.stop();
+    tcpcopy = undefined;
+    const interceptWords = await intercept.stop();
+    const per10k = (s: number) => (load.sent > 0 ? (s / load.sent) * 10_000 : NaN);
+    return {
+      scenario: scenario.name,
+      build: build.label,
+      sent: load.sent,
+      ok: load.ok,
+      loadErrors: load.errors,
+      onlineN,
+      targetN,
+      loss: load.sent > 0 ? 1 - targetN / load.sent : NaN,
+      rate: load.elapsedMs > 0 ? load.ok / (load.elapsedMs / 1000) : NaN,
+      tcpcopyCpuPer10k: per10k(after.tcpcopy - before.tcpcopy),
+      interceptCpuPer10k: per10k(after.intercept - before.intercept),
+      tcpcopyPeakRssMiB: rss.tcpcopy / 2 ** 20,
+      interceptPeakRssMiB: rss.intercept / 2 ** 20,
+      interceptStartRssMiB: (startRss.anon + startRss.file + startRss.shmem) / 2 ** 20,
+      settledMs,
+      survived,
+      tcpcopyWords,
+      interceptWords,
+      loadNote: load.note,
+    };
+  } finally {
+    await tcpcopy?.stop().catch(() => undefined);
+    await intercept.stop().catch(() => undefined);
+  }
+}
+
+interface LoadOutcome {
+  sent: number;
+  ok: number;
+  errors: number;
+  elapsedMs: number;
+  note: string;
+}
+
+async function pacedLoad(bed: LiveTestbed, s: PacedScenario, tag: string): Promise<LoadOutcome> {
+  const maxRequests = s.rate > 0 ? Math.ceil((s.rate * LOAD_MS) / 1000) : 2_000_000;
+  const load = await runLiveLoad(bed.topo, {
+    host: bed.topo.hosts.online.addr,
+    port: bed.plan.port,
+    path: '/blob/1k',
+    tag,
+    mode: s.mode,
+    conns: s.conns,
+    rate: s.rate,
+    durationMs: LOAD_MS,
+    maxRequests,
+    localAddrs: bed.clientAddrs,
+    portFirst: PORT_FIRST,
+    portCount: PORT_COUNT,
+    portOffset: bed.nextPortOffset,
+  });
+  bed.nextPortOffset = (bed.nextPortOffset + Math.ceil(load.connections / bed.clientAddrs.length) + 1) % PORT_COUNT;
+  const errs = load.errors ? `, e.g. ${load.errorSamples.slice(0, 2).join('; ')}` : '';
+  return {
+    sent: load.sent,
+    ok: load.ok,
+    errors: load.errors,
+    elapsedMs: load.elapsedMs,
+    note: `${load.sent} sent, ${load.ok} ok, ${load.errors} errors${errs} in ${(load.elapsedMs / 1000).toFixed(1)} s on ${load.connections} connections`,
+  };
+}
+
+/** test/src/soak/hold-conns.ts from the client host (its connections on kernel-chosen ports: the client closes first, so no TIME_WAIT at the target). */
+async function heldLoad(bed: LiveTestbed, s: HeldScenario, tag: string): Promise<LoadOutcome> {
+  const script = path.resolve(__dirname, '..', 'soak', 'hold-conns.js');
+  const plan = {
+    host: bed.topo.hosts.online.addr,
+    port: bed.plan.port,
+    path: '/blob/1k',
+    tag,
+    conns: s.conns,
+    openRate: s.openRate,
+    requests: s.requests,
+    spreadMs: s.spreadMs,
+    localAddrs: bed.clientAddrs,
+    timeoutMs: 10_000,
+  };
+  const proc = bed.topo.spawn('client', process.execPath, [script, '--plan', JSON.stringify(plan)]);
+  const bound = (s.conns / s.openRate) * 1000 + s.spreadMs + 60_000;
+  await withTimeout(proc.exited, bound, 'held connections load').catch(async (e) => {
+    await proc.stop('SIGKILL', 2000).catch(() => undefined);
+    throw e;
+  });
+  const line = proc.stdout().split('\n').find((l) => l.startsWith('DONE '));
+  if (!line) throw new Error(`hold-conns printed no result: ${proc.stderr().slice(-1000)}`);
+  const r = JSON.parse(line.slice(5));
+  const errs = r.errors ? `, e.g. ${(r.errorSamples ?? []).slice(0, 2).join('; ')}` : '';
+  return {
+    sent: r.sent ?? 0,
+    ok: r.ok ?? 0,
+    errors: (r.errors ?? 0) + (r.connectErrors ?? 0),
+    elapsedMs: r.elapsedMs ?? 0,
+    note: `${r.sent} sent, ${r.ok} ok, ${r.errors} errors${errs}, ${r.connectErrors} connect errors; ${r.peakOpen} open at once (all open in ${((r.openMs ?? 0) / 1000).toFixed(1)} s)`,
+  };
+}
+
+/**
+ * Waits for the target's count to settle: caught up with the online count (and still for a moment), or
+ * not moving for QUIET_MS, bounded by SETTLE_MAX_MS.
+ */
+async function settle(target: () => number, online: () => number): Promise<void> {
+  const start = Date.now();
+  let last = target();
+  let since = start;
+  while (Date.now() - start < SETTLE_MAX_MS) {
+    await sleep(100);
+    const now = target();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+      continue;
+    }
+    const still = Date.now() - since;
+    if ((now >= online() && still >= 300) || still >= QUIET_MS) break;
+  }
+}

@@ -1,0 +1,90 @@
+// The live comparison's parts that need no namespaces: which flavour a build directory holds, the
+// scenario picker, and the table's medians, ratios and goals.
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { LiveRunResult } from '../src/bench/live-run';
+import { comparisonTable, goalLines, median } from '../src/bench/live-report';
+import { pickScenarios, LIVE_SCENARIOS } from '../src/bench/live-scenarios';
+import { buildIn } from '../src/bench/tool-flavours';
+
+function run(build: string, over: Partial<LiveRunResult>): LiveRunResult {
+  return {
+    scenario: 'short_500', build, sent: 5000, ok: 5000, loadErrors: 0, onlineN: 5000, targetN: 5000, loss: 0, rate: 500,
+    tcpcopyCpuPer10k: 1, interceptCpuPer10k: 1, tcpcopyPeakRssMiB: 50, interceptPeakRssMiB: 50, interceptStartRssMiB: 40,
+    settledMs: 300, survived: true, tcpcopyWords: '', interceptWords: '', loadNote: '', ...over,
+  };
+}
+
+describe('bench: live comparison', () => {
+  describe('buildIn', () => {
+    let dir: string;
+    beforeEach(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpe-bench-build-'));
+    });
+    afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const script = (name: string, says: string) => fs.writeFileSync(path.join(dir, name), `#!/bin/sh\necho '${says}'\n`, { mode: 0o755 });
+
+    it('tells the C tool by its "-v" answer', () => {
+      script('tcpcopy', 'tcpcopy version:1.3.0');
+      script('intercept', 'intercept version:1.0.0');
+      const b = buildIn(dir);
+      expect(b).to.include({ kind: 'c', label: 'c', tcpcopy: path.join(dir, 'tcpcopy'), intercept: path.join(dir, 'intercept') });
+    });
+
+    it('tells ours by a bare version, and takes a label', () => {
+      script('tcpcopy', '0.1.0');
+      script('intercept', '0.1.0');
+      expect(buildIn(dir, undefined, 'v0.1')).to.include({ kind: 'ours', label: 'v0.1' });
+    });
+
+    it('refuses a directory without both executables, naming what is missing', () => {
+      script('tcpcopy', '0.1.0');
+      expect(() => buildIn(dir)).to.throw(/no executable intercept in .*wrapper scripts/);
+    });
+
+    it('refuses an answer it cannot place unless the flavour is given', () => {
+      script('tcpcopy', 'something else');
+      script('intercept', 'x');
+      expect(() => buildIn(dir)).to.throw(/--compare-flavour c or ours/);
+      expect(buildIn(dir, 'c').kind).to.equal('c');
+    });
+  });
+
+  it('picks scenarios by name and refuses unknown ones', () => {
+    expect(pickScenarios(undefined)).to.equal(LIVE_SCENARIOS);
+    expect(pickScenarios('conc10000, short_500').map((s) => s.name)).to.deep.equal(['short_500', 'conc10000']);
+    expect(() => pickScenarios('short_500,nope')).to.throw(/unknown live scenario nope/);
+  });
+
+  it('takes medians over finite values only', () => {
+    expect(median([3, 1, 2])).to.equal(2);
+    expect(median([4, 1, NaN, 2, 3])).to.equal(2.5);
+    expect(median([])).to.be.NaN;
+  });
+
+  it('prints per build the medians and a row of ratios ours/theirs', () => {
+    const results = [
+      run('ours', { tcpcopyCpuPer10k: 3, loss: 0 }),
+      run('ours', { tcpcopyCpuPer10k: 5, loss: 0.01 }),
+      run('c', { tcpcopyCpuPer10k: 2, interceptPeakRssMiB: 25 }),
+    ];
+    const lines = comparisonTable(results, ['short_500'], ['ours', 'c']).split('\n');
+    const row = (build: string) => lines.find((l) => l.split(/\s+/)[1] === build)!.trim().split(/\s{2,}/);
+    expect(row('ours')).to.deep.equal(['short_500', 'ours', '2', '500', '0.50 % (0.00 %-1.00 %)', '4.00', '1.00', '50', '50']);
+    expect(row('ours/c')).to.deep.equal(['short_500', 'ours/c', '1.00', '2.00', '1.00', '1.00', '2.00']);
+  });
+
+  it('names the goals a build misses', () => {
+    const results = [
+      run('ours', { tcpcopyCpuPer10k: 1.6, interceptPeakRssMiB: 100, loss: 0.002 }),
+      run('c', { tcpcopyCpuPer10k: 1 }),
+      run('ours', { scenario: 'conc10000', tcpcopyPeakRssMiB: 150 }),
+      run('c', { scenario: 'conc10000' }),
+    ];
+    const [short, conc] = goalLines(results, ['short_500', 'conc10000'], 'ours', 'c');
+    expect(short).to.match(/loss up to 0\.20 %/).and.match(/intercept RSS 100 > 80 MiB/).and.match(/tcpcopy CPU 1\.60x c/);
+    expect(conc).to.equal('conc10000: all goals met');
+  });
+});
