@@ -147,7 +147,7 @@ describe('live replay options across namespaces (-o, --capture pcap, -d, -g, tar
 
       const log = fs.readFileSync(logFile, 'utf8');
       // The closing statistics, then the start line (which the daemon reports to its parent, above).
-      expect(log, log).to.match(/ info .*sessions \d+: closed \d+/);
+      expect(log, log).to.match(/ info +connections +\d+ captured, \d+ replayed: \d+ completed/);
       expect(log, `${logFile} has no start line:\n${log}`).to.match(/ info replaying 80-198\.51\.100\.30:80 to intercept 198\.51\.100\.40; capturing with an IP raw socket/);
     } finally {
       if (pid && isAlive(pid)) process.kill(pid, 'SIGKILL');

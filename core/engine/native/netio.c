@@ -332,6 +332,7 @@ typedef struct {
   uint32_t byte_capacity, byte_tail;
   queued_t *queue;
   uint32_t capacity, head, tail;
+  uint32_t counted; // packets before this queue index are counted in QUEUED already
   struct mmsghdr msgs[SEND_BATCH];
   struct iovec iovs[SEND_BATCH];
   struct sockaddr_in addrs[SEND_BATCH];
@@ -373,7 +374,9 @@ static void sender_flush(sender_t *s) {
     int err = sent < 0 ? errno : EAGAIN;
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
-      s->counters[QUEUED] += s->tail - s->head;
+      if (s->counted < s->head) s->counted = s->head;
+      s->counters[QUEUED] += s->tail - s->counted;
+      s->counted = s->tail;
       s->waiting = 1;
       if (err == ENOBUFS) uv_timer_start(&s->timer, sender_retry, 1, 0);
       else uv_poll_start(&s->poll, UV_WRITABLE, sender_writable);
@@ -384,7 +387,7 @@ static void sender_flush(sender_t *s) {
     s->counters[FAILED]++;
     s->head++;
   }
-  s->head = s->tail = s->byte_tail = 0;
+  s->head = s->tail = s->byte_tail = s->counted = 0;
 }
 
 static void sender_writable(uv_poll_t *handle, int status, int events) {
@@ -508,6 +511,7 @@ static int sender_room(sender_t *s, uint32_t length) {
   for (uint32_t i = s->head; i < s->tail; i++) s->queue[i].offset -= first;
   memmove(s->queue, s->queue + s->head, (size_t)(s->tail - s->head) * sizeof *s->queue);
   s->tail -= s->head;
+  s->counted = s->counted > s->head ? s->counted - s->head : 0;
   s->byte_tail -= first;
   s->head = 0;
   return s->tail < s->capacity && s->byte_tail + length <= s->byte_capacity;
@@ -539,7 +543,10 @@ static napi_value sender_queue(napi_env env, napi_callback_info info) {
     s->queue[s->tail].dst = dst;
     s->tail++;
     s->byte_tail += length;
-    if (s->waiting) s->counters[QUEUED]++;
+    if (s->waiting) {
+      s->counters[QUEUED]++;
+      s->counted = s->tail;
+    }
   } else {
     s->counters[FAILED]++;
   }

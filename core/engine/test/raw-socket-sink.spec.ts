@@ -19,7 +19,7 @@ function run(cmd: string, args: string[]): void {
 const CHILD = `
 const { RawSocketSink } = require(${JSON.stringify(path.join(__dirname, '..', 'src', 'output', 'raw-socket-sink.js'))});
 const { buildPacket } = require(${JSON.stringify(path.join(__dirname, '..', 'src', 'compliance', 'packets.js'))});
-const sink = new RawSocketSink((m) => console.error(m), { sendBuffer: 1 });
+const sink = new RawSocketSink((m) => console.error(m), { sendBuffer: 32768 });
 const payload = Buffer.alloc(960, 0x61);
 for (let i = 0; i < ${PACKETS}; i++) {
   const p = buildPacket({ src: '198.51.100.1', sport: 40000, dst: '198.51.100.77', dport: 80, seq: i, ack: 1, flags: 0x18, payload });
@@ -63,9 +63,9 @@ describe('RawSocketSink when the kernel\'s send buffer is full', function () {
     expect(out.sentBeforeTheTurnEnded, 'nothing goes before the end of the turn').to.equal(0);
     expect(out.sent).to.equal(PACKETS);
     expect(out.failed).to.equal(0);
-    // The send buffer holds a few packets: most of them had to wait for the socket.
-    expect(out.queued).to.be.greaterThan(PACKETS / 2);
-    expect(out.sendCalls, 'one sendmmsg per writable wake-up, not one per packet').to.be.below(PACKETS);
+    // The send buffer (64 KiB as the kernel doubles it) holds a few dozen: the rest had to wait, each counted once.
+    expect(out.queued).to.be.within(PACKETS / 2, PACKETS);
+    expect(out.sendCalls, 'one sendmmsg per writable wake-up, not one per packet').to.be.below(PACKETS / 4);
     expect(r.stderr).to.equal('');
   });
 });
