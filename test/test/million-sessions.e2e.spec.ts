@@ -20,7 +20,19 @@
 //     of tcpcopy's output), and once the route is back and those sessions are over every new session is replayed.
 import { expect } from 'chai';
 import * as path from 'node:path';
-import { FAKE_CLIENT_NET, readPackets, removeRoute, requireRoot, requireTools, sleep, startTcpdump, type Capture } from '../src/harness';
+import {
+  FAKE_CLIENT_NET,
+  note,
+  readPackets,
+  removeRoute,
+  requireRoot,
+  requireTools,
+  sleep,
+  startTcpdump,
+  synCountsText,
+  synRetries,
+  type Capture,
+} from '../src/harness';
 import { mib, MiB } from '../src/soak/proc-sample';
 import {
   ASSISTANT,
@@ -34,11 +46,6 @@ import {
   type RssQuarters,
   type ShortLoadResult,
 } from '../src/soak/short-sessions';
-
-/** Prints a measurement under the test's name (not an assertion). */
-function note(text: string): void {
-  process.stdout.write(`        · ${text}\n`);
-}
 
 describe('many short sessions through a live replay (200,000 here; npm run soak -- --sessions 1000000 for the million)', function () {
   describe('200,000 short sessions at 2,500/s, -m 200', function () {
@@ -250,37 +257,20 @@ describe('many short sessions through a live replay (200,000 here; npm run soak 
 
     it('sends no more than TCP would per unanswered session: at most 3 SYNs (1 s, then 2 s apart) and 1 RST', () => {
       // A packet tcpdump dropped can only hide a SYN or an RST, never make one up: the bounds below still hold.
-      const syns = new Map<string, number[]>();
-      const rsts = new Map<string, number>();
-      const re = /^(\d+\.\d+) IP (\S+) > \S+: Flags \[([^\]]+)\], seq (\d+)/;
-      for (const line of r.packets) {
-        const m = re.exec(line);
-        if (!m) continue;
-        const [, t, src, flags, seq] = m;
-        if (flags === 'S') {
-          const k = `${src} ${seq}`;
-          syns.set(k, [...(syns.get(k) ?? []), Number(t)]);
-        } else if (flags.includes('R')) {
-          // An RST in SYN_SENT carries ISN + 1; one on an open connection is not an unanswered session's.
-          const k = `${src} ${(Number(seq) - 1 + 2 ** 32) % 2 ** 32}`;
-          if (syns.has(k)) rsts.set(k, (rsts.get(k) ?? 0) + 1);
-        }
-      }
-      const histogram = new Map<number, number>();
+      const { syns, rsts, synCounts } = synRetries(r.packets);
       const early: string[] = [];
       for (const [k, times] of syns) {
-        histogram.set(times.length, (histogram.get(times.length) ?? 0) + 1);
         // RFC 6298: 1 s, then 2 s. Loosely: on these two shared cores a SYN can leave up to a few hundred ms after
         // the moment its timer counts from (the output waits for the event loop), which shortens the next gap.
         if ((times.length > 1 && times[1] - times[0] < 0.5) || (times.length > 2 && times[2] - times[1] < 1.5)) {
           early.push(`${k}: SYNs at ${times.map((x) => (x - times[0]).toFixed(2)).join(', ')} s`);
         }
       }
-      note(`capture: ${syns.size} sessions; SYNs per session ${[...histogram].sort((a, b) => a[0] - b[0]).map(([n, c]) => `${n}: ${c}`).join(', ')}; ` +
+      note(`capture: ${syns.size} sessions; SYNs per session ${synCountsText(synCounts)}; ` +
         `${rsts.size} unanswered sessions reset, at most ${Math.max(0, ...rsts.values())} RST each; tcpdump dropped ${r.tcpdumpDrops}`);
       expect(syns.size, `sessions in the capture (tcpdump dropped ${r.tcpdumpDrops} packets)`).to.be.greaterThan(r.summary.engine.sessionsCreated * 0.9);
       expect(Math.max(...[...syns.values()].map((t) => t.length)), 'most SYNs for one session').to.be.at.most(3);
-      expect(histogram.get(3) ?? 0, 'sessions that sent 3 SYNs (the unanswered ones)').to.be.greaterThan(0);
+      expect(synCounts.get(3) ?? 0, 'sessions that sent 3 SYNs (the unanswered ones)').to.be.greaterThan(0);
       expect(early.length, `sessions whose SYN went again too early, e.g. ${early.slice(0, 5).join('; ')}`).to.equal(0);
       expect(Math.max(0, ...rsts.values()), 'most RSTs for one session').to.be.at.most(1);
     });

@@ -18,14 +18,9 @@
 //   sent again every 50 ms) and reach it when it is back. The C tool loses 99.7-100 % of those, 20 % in all
 //   (`npm run bench -- --only restart --compare-with DIR`).
 import { expect } from 'chai';
-import { requireRoot, requireTools } from '../src/harness';
+import { note, requireRoot, requireTools } from '../src/harness';
 import { formatPhase, measureTargetRestart, RESTART_SHAPES, STOP_KINDS, type RestartResult } from '../src/bench/target-restart';
 import { thisTree } from '../src/bench/tool-flavours';
-
-/** Prints a measurement under the test's name (not an assertion). */
-function note(text: string): void {
-  process.stdout.write(`        · ${text}\n`);
-}
 
 const RESUME_MAX_MS = 500;
 const LOSS_MAX = 0.01;

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { verboseForOldScripts } from './c-habits';
 import { channelSecret, commandLineSecretWarning, daemonArgv, hideSecretFromTitle, SECRET_ENV } from './channel-secret';
+import { CLI_VERSION } from './cli-version';
 import { interceptDoctor } from './doctor/intercept-doctor';
 import { LOG_FORMATS, type LogFormat } from './log';
 import type { MetricsServer } from './metrics';
@@ -29,8 +30,8 @@ import {
   LinkType,
   parseIpv4,
   type InterceptStats,
-  LiveCapture,
   LiveCaptureError,
+  PacketSocketCapture,
 } from '@tcpcopy/core';
 
 const COMMAND = 'intercept';
@@ -57,9 +58,9 @@ export function buildCommand(): Command {
     .option('-d, --daemon', 'run in the background, detached from the terminal, logging to -l (default ./intercept.log)')
     .option('-P, --pid-file <file>', 'write the process id to this file while running')
     .option('-B, --buffer-size <MiB>',
-      'kernel capture buffer per device, in MiB; raise it if replies go missing under load (cap fixes the ' +
-      'snaplen at 64 KiB and libpcap may size every buffer slot for that, so it holds fewer packets than its size suggests; ' +
-      'the ring is resident, about twice this size: 16 is the smallest that lost no request in the bench, docs/benchmarks.md)', '16')
+      'receive buffer of the capture socket per device, in MiB: replies wait there (kernel memory, used only while ' +
+      'they wait; about 40,000 small replies at 16) until intercept reads them; raise it if the stats line counts ' +
+      'replies the kernel dropped (the bench lost none from 1 to 64, docs/benchmarks.md)', '16')
     .option('--stats-interval <s>', 'show the status line every this many seconds; 0 turns it off (default 1 on a terminal, where it is redrawn in place, else 30, as a log line)')
     .option('-q, --quiet', 'no status line')
     .option('--metrics <host:port>', 'serve Prometheus metrics (intercept_*) over HTTP at http://HOST:PORT/metrics')
@@ -68,7 +69,7 @@ export function buildCommand(): Command {
     .option('--secret <secret>', `serve only tcpcopys that prove they know this shared secret, and prove it to them ` +
       `(challenge-response); better in the environment: ${SECRET_ENV}=... intercept ..., since a command line is visible to every user in ps`)
     .option('--user <name>', 'once capture and the listening socket are open, stop being root and run as this user (e.g. nobody)')
-    .version(cliVersion(), '-v, --version', 'print the version (as the C intercept\'s -v)')
+    .version(CLI_VERSION, '-v, --version', 'print the version (as the C intercept\'s -v)')
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined });
@@ -163,9 +164,10 @@ function validate(o: Options): Settings {
   };
 }
 
-function statsLine(s: InterceptStats, capture: LiveCapture): string {
+function statsLine(s: InterceptStats, capture: PacketSocketCapture): string {
   const c = capture.stats();
-  return `stats: captured ${s.captured} (capture saw ${c.packets}), routed ${s.routed}, held ${s.held} ` +
+  return `stats: captured ${s.captured} (capture saw ${c.packets}, kernel dropped ${c.drops}, cut short ${c.truncated}), ` +
+    `routed ${s.routed}, held ${s.held} ` +
     `(${s.heldDelivered} delivered, ${s.holding} holding), unmatched ${s.unmatched}, dropped ${s.dropped}, ` +
     `passed ${s.passed}, malformed ${s.malformed + s.notIpv4}; routes ${s.routes} (+${s.routesAdded} ` +
     `-${s.routesRemoved}, ${s.routesEvicted} evicted); tcpcopys ${s.clients}; ${s.batches} writes, ${s.bytesSent} bytes`;
@@ -196,11 +198,6 @@ export function parseInterceptArgs(argv: string[]): Settings | null {
     throw err;
   }
   return validate(program.opts<Options>());
-}
-
-/** The CLI package's version, as -v and --version print it. */
-function cliVersion(): string {
-  return (require('../../package.json') as { version: string }).version;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -237,7 +234,7 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   let log: Logger;
-  let capture: LiveCapture | null = null;
+  let capture: PacketSocketCapture | null = null;
   let server: InterceptServer | null = null;
   let metrics: MetricsServer | null = null;
   // The status line is redrawn in place on a terminal; elsewhere (a pipe, a file, a daemon) it is a log line.
@@ -249,7 +246,10 @@ export async function main(argv: string[]): Promise<void> {
     server = new InterceptServer({
       port: settings.port, host: settings.bind, passlist: settings.passlist, log, ...(settings.secret !== null ? { secret: settings.secret } : {}),
     });
-    capture = new LiveCapture({ device: settings.devices, filter: settings.filter, bufferSize: settings.bufferBytes });
+    // AF_PACKET sockets: replies wait in kernel memory (-B), not in a libpcap ring in ours.
+    capture = new PacketSocketCapture({
+      device: settings.devices, filter: settings.filter, bufferSize: settings.bufferBytes, onError: (m) => log('warn', m),
+    });
     capture.start(server.onCapturedFrame);
     for (const w of capture.warnings) log('warn', w);
     await server.listen();
@@ -258,7 +258,7 @@ export async function main(argv: string[]): Promise<void> {
       // Loaded only with --metrics: prom-client takes tens of ms to load.
       const { MetricsServer } = require('./metrics') as typeof import('./metrics');
       const { interceptMetrics } = require('./intercept-metrics') as typeof import('./intercept-metrics');
-      metrics = await MetricsServer.start(settings.metrics, interceptMetrics(() => srv.stats(), () => cap.stats()));
+      metrics = await MetricsServer.start(settings.metrics, interceptMetrics(() => srv.stats(), () => ({ ...cap.stats(), drops: null })));
     }
     if (settings.pidFile) writePidFile(settings.pidFile, COMMAND);
     // Capture, the listening socket, the log and the pid file are open: --user drops root now.
@@ -309,7 +309,7 @@ export async function main(argv: string[]): Promise<void> {
     cap.close();
     const stopped = metrics ? metrics.close() : Promise.resolve();
     Promise.all([srv.close(), stopped]).then(() => {
-      log('info', statsLine(srv.stats(), cap), { stats: { ...srv.stats(), capture: cap.stats().packets } });
+      log('info', statsLine(srv.stats(), cap), { stats: { ...srv.stats(), capture: cap.stats().packets, captureDrops: cap.stats().drops } });
       removePidFile(settings.pidFile);
       process.exit(0);
     }, () => process.exit(0));

@@ -26,18 +26,18 @@ function passwdEntry(name: string): string | null {
 
 /**
  * Checks --user before anything is opened: the user must exist and the process must be root
- * (only root can become another user). `option` names the flag in messages.
+ * (only root can become another user).
  */
-export function resolveUser(name: string, command: string, option = '--user'): UnprivilegedUser {
+export function resolveUser(name: string, command: string): UnprivilegedUser {
   if (!/^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$/.test(name)) {
-    throw new UsageError(`${option} "${name}" is not a user name (give the name of a user from /etc/passwd, e.g. nobody)`);
+    throw new UsageError(`--user "${name}" is not a user name (give the name of a user from /etc/passwd, e.g. nobody)`);
   }
   const entry = passwdEntry(name);
-  if (!entry) throw new UsageError(`${option} ${name}: no such user on this host (create it, or give an existing one such as nobody)`);
+  if (!entry) throw new UsageError(`--user ${name}: no such user on this host (create it, or give an existing one such as nobody)`);
   const [user, , uid, gid] = entry.split(':');
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new UsageError(`${option} ${name}: ${command} must start as root to switch to another user ` +
-      `(run it as root, or leave out ${option})`);
+    throw new UsageError(`--user ${name}: ${command} must start as root to switch to another user ` +
+      '(run it as root, or leave out --user)');
   }
   return { name: user, uid: Number(uid), gid: Number(gid) };
 }

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { LatencySummary, ReplayEnd, ReplayOptions, ReplaySummary } from '@tcpcopy/core';
+import { CLI_VERSION } from './cli-version';
 import { UsageError } from './process-control';
 
 /** Bumped when a field changes meaning or goes away (new fields do not bump it). */
@@ -94,7 +95,7 @@ export function buildReport(summary: ReplaySummary, run: ReportRun): TcpcopyRepo
   }
   return {
     report_version: REPORT_VERSION,
-    tool: { name: 'tcpcopy', version: cliVersion(), node: process.version, host: os.hostname() },
+    tool: { name: 'tcpcopy', version: CLI_VERSION, node: process.version, host: os.hostname() },
     command_line: maskSecrets(run.argv),
     options: reportedOptions(run.replay, run.offline),
     started_at: run.startedAt.toISOString(),
@@ -169,7 +170,7 @@ export function resolveReportPath(file: string): string {
 }
 
 /** Option values that are secrets wholly (--secret S) or after a colon (--mysql-user USER:PASSWORD). */
-const SECRET_FLAGS = new Set(['--secret', '--password']);
+const SECRET_FLAGS = new Set(['--secret']);
 const USER_PASSWORD_FLAGS = new Set(['--mysql-user']);
 const KEY_VALUE_FLAGS = new Set(['--protocol-opt']);
 /** Protocol option names whose values are secrets. */
@@ -220,12 +221,16 @@ function maskAfterColon(value: string): string {
   return colon < 0 ? value : `${value.slice(0, colon)}:${MASK}`;
 }
 
-/** The replay options worth recording: everything but callbacks and parts, protocol option secrets masked. */
+/**
+ * The replay options worth recording: everything but callbacks and parts, the channel secret (from
+ * --secret or TCPCOPY_SECRET) and protocol option secrets masked.
+ */
 function reportedOptions(o: ReplayOptions, offline: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = { mode: offline ? 'offline' : 'live' };
   for (const [k, v] of Object.entries(o)) {
     if (v === undefined || typeof v === 'function' || k === 'protocolNames' || k === 'sink' || k === 'signal') continue;
-    if (k === 'protocolOptions') {
+    if (k === 'interceptSecret') out[k] = MASK;
+    else if (k === 'protocolOptions') {
       const masked: Record<string, string> = {};
       for (const [pk, pv] of Object.entries(v as Record<string, string>)) masked[pk] = maskedValue(pk, pv);
       out[k] = masked;
@@ -233,11 +238,6 @@ function reportedOptions(o: ReplayOptions, offline: boolean): Record<string, unk
     else if (v === null || typeof v !== 'object' || Array.isArray(v) || k === 'engine') out[k] = v;
   }
   return out;
-}
-
-/** The CLI package's version. */
-function cliVersion(): string {
-  return (require('../../package.json') as { version: string }).version;
 }
 
 /** writeReport, a failure told through `warn` (the replay's outcome stands; only its record is missing). */

@@ -127,15 +127,14 @@ export async function main(argv: string[]): Promise<void> {
       log('warn', `stopping: intercept at ${lostIntercept} is gone (start it again and rerun, or give -L to keep replaying and reconnect)`);
     }
     status?.stop();
-    const endReport = buildReport(summary, {
-      argv, replay: args.replay, offline: args.offline, startedAt, endedAt: new Date(), exitCode: exitCode(summary, args.offline),
-    });
+    const code = exitCode(summary, args.offline);
+    const endReport = buildReport(summary, { argv, replay: args.replay, offline: args.offline, startedAt, endedAt: new Date(), exitCode: code });
     if (args.reportFile) saveReport(args.reportFile, endReport, (message) => log('warn', message));
-    report(summary, endReport, args.summary, args.reportFile, log);
+    printEndOfRun(summary, endReport, args.summary, args.reportFile, log);
     if (summary.end === 'memory') log('warn', `stopped at the -m limit of ${args.memoryLimitMb} MB (raise -m, or lower -n)`);
     removePidFile(pidFile);
     await metrics?.close();
-    process.exit(exitCode(summary, args.offline));
+    process.exit(code);
   } catch (err) {
     status?.stop();
     await metrics?.close();
@@ -148,7 +147,7 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 /** The counters at the end: one JSON line on stdout (--summary json), or the report's figures in the log. */
-function report(summary: ReplaySummary, endReport: TcpcopyReport, format: 'text' | 'json', reportFile: string | null, log: Logger): void {
+function printEndOfRun(summary: ReplaySummary, endReport: TcpcopyReport, format: 'text' | 'json', reportFile: string | null, log: Logger): void {
   if (format === 'json') process.stdout.write(JSON.stringify(summary) + '\n');
   else {
     // One log line each, so every line carries the log's prefix; the counters go with the first (JSON logs).

@@ -7,6 +7,7 @@ import { parseProtocolOptions, ProtocolLoadError, type ReplayOptions } from '@tc
 import { BUILT_IN_PROTOCOLS } from './built-in-protocols';
 import { verboseForOldScripts } from './c-habits';
 import { channelSecret, SECRET_ENV } from './channel-secret';
+import { CLI_VERSION } from './cli-version';
 import { resolveUser, type UnprivilegedUser } from './privileges';
 import { LOG_FORMATS, type LogFormat } from './log';
 import { parseMetricsAddress, type MetricsAddress } from './metrics-address';
@@ -31,7 +32,7 @@ export interface TcpcopyInvocation {
   pidFile: string | null;
   /** -d. */
   daemon: boolean;
-  /** -v. */
+  /** --verbose (or -v among other options). */
   verbose: boolean;
   /** -s as given, for the start-up line. */
   intercept: string;
@@ -122,7 +123,7 @@ export function buildCommand(): Command {
     .option('--secret <secret>', `authenticate to the intercept(s) with this shared secret (challenge-response, both ways); ` +
       `better in the environment: ${SECRET_ENV}=... tcpcopy ..., since a command line is visible to every user in ps`)
     .option('--user <name>', 'once the sockets are open, stop being root and run as this user (e.g. nobody)')
-    .version(cliVersion(), '-v, --version', 'print the version (as the C tool\'s -v)')
+    .version(CLI_VERSION, '-v, --version', 'print the version (as the C tool\'s -v)')
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined });
@@ -249,9 +250,4 @@ function mode(o: Record<string, unknown>, given: (name: string) => boolean): boo
       `(drop ${list}, or give -i ${offline ? 'a device' : 'a pcap file'})`);
   }
   return offline;
-}
-
-/** The CLI package's version, as --version prints it. */
-function cliVersion(): string {
-  return (require('../../package.json') as { version: string }).version;
 }

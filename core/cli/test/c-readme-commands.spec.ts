@@ -6,13 +6,12 @@
 // Also the C habits around them: -v and --version answer the version, -h the help.
 import { parseClientAddresses, parseTransfers } from '@tcpcopy/core';
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { parseInterceptArgs } from '../src/intercept-main';
 import { parseTcpcopyArgs, type TcpcopyInvocation } from '../src/tcpcopy-options';
+import { runCommand as run } from './support/commands';
 
 const ROOT = path.resolve(__dirname, '../../../..');
-const BIN = { tcpcopy: path.join(ROOT, 'core/cli/bin/tcpcopy.js'), intercept: path.join(ROOT, 'core/cli/bin/intercept.js') };
 const VERSION = (require(path.join(ROOT, 'core/cli/package.json')) as { version: string }).version;
 
 /** Shell words of a command line: blanks split, '…' and "…" quote (all the C docs use). */
@@ -159,11 +158,6 @@ const INTERCEPT_LINES: Array<{ where: string; line: string; devices: string; fil
   { where: 'doc/Usage.md, memcached', line: "./intercept -i eth0 -F 'tcp and src port 11311' -d", devices: 'eth0', filter: 'tcp and src port 11311', daemon: true },
   { where: 'doc/Usage.md and doc/Pre-Warming.md, MySQL', line: "./intercept -i eth0 -F 'tcp and src port 3306' -d", devices: 'eth0', filter: 'tcp and src port 3306', daemon: true },
 ];
-
-function run(tool: 'tcpcopy' | 'intercept', argv: string[]) {
-  const r = spawnSync(process.execPath, [BIN[tool], ...argv], { encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe('the C tool\'s documented command lines, on our commands', () => {
   describe('tcpcopy', () => {

@@ -195,7 +195,7 @@ describe('intercept command', () => {
       await until('intercept to start', () => ic.out.some((l) => l.includes('listening on')) || ic.proc.exitCode !== null);
       expect(ic.proc.exitCode, ic.err.join('')).to.equal(null);
       const line = ic.out.find((l) => l.includes('listening on'))!;
-      expect(line).to.match(new RegExp(`^intercept: listening on 0\\.0\\.0\\.0:${port} for tcpcopy; capturing on \\S+ \\((LINUX_SLL|ETHERNET)\\) ` +
+      expect(line).to.match(new RegExp(`^intercept: listening on 0\\.0\\.0\\.0:${port} for tcpcopy; capturing on \\S+ \\((LINUX_SLL|ETHERNET|RAW)\\) ` +
         `with filter "tcp and not port ${port}"$`));
 
       const tc = start(nsI, [process.execPath, '-e', tcpcopyScript, String(port)]);

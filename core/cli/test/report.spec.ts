@@ -6,17 +6,16 @@ import { FakeProtocolContext } from '@tcpcopy/core/compliance';
 import { createProtocol as createHttpProtocol } from '@tcpcopy/protocol-http';
 import Ajv2020 from 'ajv/dist/2020';
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildReport, maskSecrets, saveReport, writeReport, type ReportRun, type TcpcopyReport } from '../src/report';
-import { formatEndSummary, formatSummary } from '../src/summary-format';
+import { formatEndSummary } from '../src/summary-format';
 import { parseTcpcopyArgs } from '../src/tcpcopy-options';
+import { runCommand } from './support/commands';
 import { summaryWith } from './support/summary';
 
 const ROOT = path.resolve(__dirname, '../../../..');
-const BIN = path.join(ROOT, 'core/cli/bin/tcpcopy.js');
 const SCHEMA = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs/report.schema.json'), 'utf8'));
 const validate = new Ajv2020({ allErrors: true }).compile(SCHEMA);
 
@@ -129,6 +128,27 @@ describe('tcpcopy --report', () => {
       expect(JSON.stringify(r)).not.to.include('s3cret');
       expect(r.options.protocolOptions).to.deep.equal({ user: 'app:***' });
     });
+
+    it('keeps the channel secret out, from --secret and from TCPCOPY_SECRET alike', () => {
+      const argv = ['-i', 'x.pcap', '-x', '80-198.51.100.30:80', '-s', '198.51.100.40', '--secret', 'flag-secret-1'];
+      const fromFlag = buildReport(httpSummary(), { ...runOf(), argv, replay: parseTcpcopyArgs([...argv])!.replay });
+      expect(JSON.stringify(fromFlag)).not.to.include('flag-secret-1');
+      expect(fromFlag.options.interceptSecret).to.equal('***');
+      expectValid(fromFlag);
+      expect(validate({ ...fromFlag, options: { ...fromFlag.options, interceptSecret: 'flag-secret-1' } }), 'the schema refuses a secret in clear').to.equal(false);
+      const saved = process.env.TCPCOPY_SECRET;
+      process.env.TCPCOPY_SECRET = 'env-secret-2';
+      try {
+        const replayOptions = parseTcpcopyArgs([...ARGV])!.replay;
+        expect(replayOptions.interceptSecret).to.equal('env-secret-2');
+        const fromEnv = buildReport(httpSummary(), { ...runOf(), replay: replayOptions });
+        expect(JSON.stringify(fromEnv)).not.to.include('env-secret-2');
+        expectValid(fromEnv);
+      } finally {
+        if (saved === undefined) delete process.env.TCPCOPY_SECRET;
+        else process.env.TCPCOPY_SECRET = saved;
+      }
+    });
   });
 
   describe('the file', () => {
@@ -172,8 +192,8 @@ describe('tcpcopy --report', () => {
 
     it('the real command: a missing directory is one line on stderr and exit 2, before anything is opened', () => {
       const missing = path.join(dir, 'nope', 'r.json');
-      const r = spawnSync(process.execPath, [BIN, ...base, '--report', missing], { encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
-      expect(r.status, r.stderr).to.equal(2);
+      const r = runCommand('tcpcopy', [...base, '--report', missing]);
+      expect(r.code, r.stderr).to.equal(2);
       const lines = r.stderr.split('\n').filter(Boolean);
       expect(lines).to.have.length(1);
       expect(lines[0]).to.match(/^tcpcopy: --report .*nope\/r\.json: directory .*nope does not exist \(create it, or give a path in an existing directory\)$/);
@@ -240,11 +260,10 @@ describe('tcpcopy --report', () => {
       expect(lines[lines.length - 1]).to.match(/report +\/tmp\/r\.json$/);
     });
 
-    it('leaves the request lines out for raw, and the one-line form stays one line', () => {
+    it('leaves the request lines out for raw', () => {
       const summary = { ...summaryWith({ engine: { sessionsCreated: 1, sessionsCompleted: 1 } }), end: 'finished' as const };
       const text = formatEndSummary(buildReport(summary, runOf()), null).join('\n');
       expect(text).not.to.match(/requests|status|latency|report/);
-      expect(formatSummary(httpSummary())).not.to.include('\n');
     });
   });
 });

@@ -3,18 +3,14 @@
 // (text or JSON lines, --log-format).
 import type { InterceptStats } from '@tcpcopy/core';
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createLogger, type LogFields, type LogLevel } from '../src/log';
 import { interceptStatus, RateMeter, replayStatus, startStatusLine, statusIntervalSeconds, TerminalStatus } from '../src/status-line';
+import { PAST_OPTIONS, runCommand } from './support/commands';
 import { summaryWith } from './support/summary';
 
-const ROOT = path.resolve(__dirname, '../../../..');
-const TCPCOPY = path.join(ROOT, 'core/cli/bin/tcpcopy.js');
-const INTERCEPT = path.join(ROOT, 'core/cli/bin/intercept.js');
-const PCAP = path.join(ROOT, 'core/engine/test/fixtures/eth-us.pcap');
 const MIB = 2 ** 20;
 
 describe('status line', () => {
@@ -175,23 +171,18 @@ describe('status line', () => {
   });
 
   describe('the commands', () => {
-    const run = (bin: string, args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 20_000 });
-
-    for (const [name, bin, args] of [
-      ['tcpcopy', TCPCOPY, ['-i', PCAP, '-x', '80-198.51.100.30:80', '-s', '127.0.0.1:9']],
-      ['intercept', INTERCEPT, ['-i', 'lo']],
-    ] as const) {
+    for (const name of ['tcpcopy', 'intercept'] as const) {
       it(`${name}: an unknown --log-format is one line and exit 2`, () => {
-        const r = run(bin, [...args, '--log-format', 'yaml']);
-        expect(r.status, r.stderr).to.equal(2);
+        const r = runCommand(name, [...PAST_OPTIONS[name], '--log-format', 'yaml']);
+        expect(r.code, r.stderr).to.equal(2);
         expect(r.stderr).to.equal(`${name}: --log-format yaml: expected text or json\n`);
       });
     }
 
     it('tcpcopy: --stats-interval applies to a pcap file too (it is no longer refused there)', () => {
       // Nothing listens at -s: the replay stops at the intercept, after the options were taken.
-      const r = run(TCPCOPY, [...['-i', PCAP, '-x', '80-198.51.100.30:80', '-s', '127.0.0.1:9'], '--stats-interval', '1']);
-      expect(r.status).to.equal(2);
+      const r = runCommand('tcpcopy', [...PAST_OPTIONS.tcpcopy, '--stats-interval', '1']);
+      expect(r.code).to.equal(2);
       expect(r.stderr).to.match(/^tcpcopy: .*127\.0\.0\.1:9/);
       expect(r.stderr).not.to.include('--stats-interval');
     });

@@ -232,7 +232,7 @@ describe('tcpcopy command, offline', function () {
       for (let k = 0; k < connections; k++) {
         expect(chatter.filter((l) => l.includes(`:${41000 + k}->`)).length, `connection ${41000 + k}`).to.be.at.most(6);
       }
-      expect(lines.filter((l) => l === 'tcpcopy: further messages of protocol chatty not shown (-v shows them)'), context(r)).to.have.length(1);
+      expect(lines.filter((l) => l === 'tcpcopy: further messages of protocol chatty not shown (--verbose shows them)'), context(r)).to.have.length(1);
       expectCleanLog(r);
     });
   });

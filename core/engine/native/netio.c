@@ -170,7 +170,13 @@ static void capture_readable(uv_poll_t *handle, int status, int events) {
   for (uint32_t round = 0; round < c->max_rounds && !c->closed; round++) {
     int n;
     if (status < 0) {
-      n = status; // libuv's errors are -errno
+      // libuv stopped the poll on POLLERR: take the socket's error (which clears it) and poll
+      // again, or the capture would stop silently. No error to take: stay stopped, not spin.
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err != 0) uv_poll_start(handle, UV_READABLE, capture_readable);
+      n = err != 0 ? -err : status; // libuv's errors are -errno
     } else {
       do n = recvmmsg(c->fd, c->msgs, c->slots, MSG_DONTWAIT, NULL);
       while (n < 0 && errno == EINTR);

@@ -121,6 +121,12 @@ export {
   type PacketHandler,
 } from './capture/live-capture';
 export { LiveCaptureError, type LiveCaptureErrorCode } from './capture/cap-addon';
+export {
+  PacketSocketCapture,
+  type PacketSocketCaptureOptions,
+  type PacketSocketCaptureStats,
+  type PacketSocketDeviceStats,
+} from './capture/packet-socket-capture';
 
 // ---- (c) Pcap files and packet decoding, for tools.
 

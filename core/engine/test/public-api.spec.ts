@@ -11,7 +11,7 @@ const PUBLIC_VALUES = [
   'createReplayContainer', 'Tokens', 'ReplayEngine', 'OptionError', 'parseClientAddresses', 'parseTransfers', 'TransferTable',
   'formatIpv4', 'parseIpv4', 'replay', 'ReplayError', 'replayOffline', 'replayLive', 'PcapLiveSource', 'RawSocketLiveSource', 'captureFilter',
   'RawSocketSink', 'PcapSink', 'InterceptChannelError', 'InterceptClient', 'InterceptConnectError', 'DEFAULT_INTERCEPT_PORT',
-  'InterceptListenError', 'InterceptServer', 'LiveCapture', 'LiveCaptureError',
+  'InterceptListenError', 'InterceptServer', 'LiveCapture', 'LiveCaptureError', 'PacketSocketCapture',
   // (c) pcap files and decoding
   'LinkType', 'linkTypeName', 'PcapFormatError', 'PcapReader', 'PcapWriter', 'ipv4Offset', 'linkHeaderLength',
   'DECODE_STATUS_TEXT', 'DecodeStatus', 'TCP_ACK', 'TCP_FIN', 'TCP_PSH', 'TCP_RST', 'TCP_SYN', 'TCP_URG', 'TcpPacket',

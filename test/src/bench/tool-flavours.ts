@@ -81,10 +81,7 @@ export async function startInterceptOf(build: ToolBuild, topo: Topology, plan: R
   }
   const args = ['-i', iface, '-F', filter, ...(bufferMiB !== undefined ? ['-B', String(bufferMiB)] : [])];
   const proc = build.intercept ? topo.spawn('assistant', build.intercept, args) : topo.spawn('assistant', process.execPath, [INTERCEPT_BIN, ...args]);
-  await proc.waitFor(/listening on/, { stream: 'stdout', timeoutMs: 10_000 }).catch(async (e) => {
-    await proc.stop('SIGKILL', 2000).catch(() => undefined);
-    throw new Error(`${build.label} intercept did not start: ${(e as Error).message}\n${proc.stderr().slice(-1000)}`);
-  });
+  await waitForStart(proc, /listening on/, 'stdout', `${build.label} intercept`);
   return {
     proc,
     pid: toolPid(proc.pid),
@@ -108,10 +105,7 @@ export async function startTcpcopyOf(build: ToolBuild, topo: Topology, plan: Rep
   const args = ['-i', topo.hosts.online.iface, '--summary', 'json', ...common, ...extraTcpcopyArgs()];
   const nodeArgs = (process.env.TCPE_TCPCOPY_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const proc = build.tcpcopy ? topo.spawn('online', build.tcpcopy, args) : topo.spawn('online', process.execPath, [...nodeArgs, TCPCOPY_BIN, ...args]);
-  await proc.waitFor(/replaying /, { stream: 'stderr', timeoutMs: 10_000 }).catch(async (e) => {
-    await proc.stop('SIGKILL', 2000).catch(() => undefined);
-    throw new Error(`${build.label} tcpcopy did not start: ${(e as Error).message}\n${proc.stderr().slice(-1000)}`);
-  });
+  await waitForStart(proc, /replaying /, 'stderr', `${build.label} tcpcopy`);
   return {
     proc,
     pid: toolPid(proc.pid),
@@ -183,6 +177,14 @@ function readTail(file: string): string {
   } catch {
     return '';
   }
+}
+
+/** Waits for our tool's ready line (bounded: 10 s); one that does not start is killed, and its stderr's end told. */
+async function waitForStart(proc: ProcHandle, ready: RegExp, stream: 'stdout' | 'stderr', what: string): Promise<void> {
+  await proc.waitFor(ready, { stream, timeoutMs: 10_000 }).catch(async (e) => {
+    await proc.stop('SIGKILL', 2000).catch(() => undefined);
+    throw new Error(`${what} did not start: ${(e as Error).message}\n${proc.stderr().slice(-1000)}`);
+  });
 }
 
 /** Polls a log until `re` shows up (bounded: 10 s), failing early if the process exits. */

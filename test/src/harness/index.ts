@@ -11,3 +11,5 @@ export * from './redis';
 export * from './mariadb';
 export * from './mysql-workload';
 export * from './faults';
+export * from './note';
+export * from './syn-retries';

@@ -54,21 +54,27 @@ function option(argv: string[], name: string): string | undefined {
   return argv[i + 1];
 }
 
-export function parseSoakArgs(argv: string[]): Options {
-  const known = new Set(['minutes', 'rate', 'warmup', 'json']);
+/** Throws `refusal(arg)` for the first --option not in `known`. */
+function refuseUnknown(argv: string[], known: readonly string[], refusal: (arg: string) => string): void {
   for (const a of argv) {
     const m = /^--([a-z-]+)/.exec(a);
-    if (a.startsWith('--') && (!m || !known.has(m[1]))) {
-      throw new Error(`unknown option ${a}; options: --minutes N, --rate R, --warmup W, --json FILE (or --sessions N, --rate R, --limit MB, --json FILE)`);
-    }
+    if (a.startsWith('--') && (!m || !known.includes(m[1]))) throw new Error(refusal(a));
   }
-  const num = (name: string, def: number, min: number, max: number): number => {
-    const text = option(argv, name);
-    if (text === undefined) return def;
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} ${text}: expected a whole number from ${min} to ${max}`);
-    return n;
-  };
+}
+
+/** --name as a whole number within [min, max]; `def` when not given. */
+function wholeNumber(argv: string[], name: string, def: number, min: number, max: number): number {
+  const text = option(argv, name);
+  if (text === undefined) return def;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} ${text}: expected a whole number from ${min} to ${max}`);
+  return n;
+}
+
+export function parseSoakArgs(argv: string[]): Options {
+  refuseUnknown(argv, ['minutes', 'rate', 'warmup', 'json'],
+    (a) => `unknown option ${a}; options: --minutes N, --rate R, --warmup W, --json FILE (or --sessions N, --rate R, --limit MB, --json FILE)`);
+  const num = (name: string, def: number, min: number, max: number): number => wholeNumber(argv, name, def, min, max);
   const minutes = num('minutes', 30, 1, 24 * 60);
   const rate = num('rate', 200, 2, 5000);
   const warmup = num('warmup', Math.min(5, Math.max(1, Math.floor(minutes / 5))), 0, minutes - 1 >= 0 ? minutes - 1 : 0);
@@ -98,18 +104,8 @@ function portsUsed(load: LiveLoadResult, addrs: number): number {
 /** `--sessions N [--rate R] [--limit MB] [--json FILE]`: the short-sessions soak's options (null without --sessions). */
 export function parseSessionsArgs(argv: string[]): ShortSessionsSoakOptions | null {
   if (option(argv, 'sessions') === undefined) return null;
-  const known = new Set(['sessions', 'rate', 'limit', 'json']);
-  for (const a of argv) {
-    const m = /^--([a-z-]+)/.exec(a);
-    if (a.startsWith('--') && (!m || !known.has(m[1]))) throw new Error(`${a} does not go with --sessions; with it: --rate R, --limit MB, --json FILE`);
-  }
-  const num = (name: string, def: number, min: number, max: number): number => {
-    const text = option(argv, name);
-    if (text === undefined) return def;
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} ${text}: expected a whole number from ${min} to ${max}`);
-    return n;
-  };
+  refuseUnknown(argv, ['sessions', 'rate', 'limit', 'json'], (a) => `${a} does not go with --sessions; with it: --rate R, --limit MB, --json FILE`);
+  const num = (name: string, def: number, min: number, max: number): number => wholeNumber(argv, name, def, min, max);
   return { sessions: num('sessions', 1_000_000, 1, 2_000_000), rate: num('rate', 2500, 10, 10_000), limitMb: num('limit', 200, 64, 65_536), json: option(argv, 'json') };
 }
 

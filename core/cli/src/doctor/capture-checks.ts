@@ -52,8 +52,6 @@ function captureFailure(err: unknown, c: CaptureCheck): Finding {
       return fail('device', err.message, 'give -i a device from `ip link`, or any');
     case 'BAD_FILTER':
       return fail('filter', `${err.message} [${c.filterOrigin}]`, 'fix -F (see `man pcap-filter`)');
-    case 'PERMISSION':
-      return fail('capture', err.message);
     default:
       return fail('capture', err.message);
   }

@@ -10,7 +10,7 @@ import { fail as failUsage, UsageError } from '../process-control';
 import { checkCapture } from './capture-checks';
 import { checkChannels } from './channel-check';
 import { warn, type Finding } from './findings';
-import { DoctorReport } from './report';
+import { DoctorReport } from './doctor-report';
 import { checkConntrack, checkIpForward, checkPrivileges, checkRpFilter, ipv4Devices, procFiles } from './system-checks';
 
 const COMMAND = 'intercept';

@@ -17,7 +17,7 @@ import { checkCapture } from './capture-checks';
 import { checkChannels, interceptAddresses } from './channel-check';
 import { fail, ok, warn } from './findings';
 import { ProbeReplies, runProbes } from './probe';
-import { DoctorReport } from './report';
+import { DoctorReport } from './doctor-report';
 import { checkRouteToTarget, coveringNetwork } from './route-checks';
 import { checkConntrack, checkPrivileges, procFiles } from './system-checks';
 
