@@ -4,10 +4,10 @@ import { seqAdd, seqDiff, seqGte } from '../decode/seq';
 import { TcpOptions } from '../decode/tcp-options';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpPacket } from '../decode/tcp-packet';
 import type { Route } from '../intercept/route-registry';
-import { ProtocolDriver, type DriverHost } from '../protocol/protocol-driver';
+import { DEFAULT_PROTOCOL, ProtocolDriver, type DriverHost } from '../protocol/protocol-driver';
 import { CLOSE_TAG } from '../protocol/session-protocol';
 import { ClientStream } from './client-stream';
-import type { EngineContext } from './engine-context';
+import { DEFAULT_ENGINE_CONFIG, type EngineContext } from './engine-context';
 import { chunkSum, OutQueue } from './out-queue';
 import { ReleaseControl } from './release-control';
 import { RtoEstimator } from './rto-estimator';
@@ -46,6 +46,29 @@ const clientInfo = { onlineServerBytes: 0, captureTimeMs: 0 };
 const onlineInfo = { gap: 0, captureTimeMs: 0 };
 
 /**
+ * What a finished session holds instead of its own driver, queues and timers, so that those are freed
+ * when it ends rather than when it is forgotten after lingering (to answer a repeated FIN). Shared, and
+ * never written to: on a finished session only the linger timer and that ACK run.
+ * @internal exported for its test
+ */
+export const FINISHED = (() => {
+  const host: DriverHost = {
+    clientIp: 0, clientPort: 0, targetIp: 0, targetPort: 0, sawHandshake: false,
+    emitOut: () => undefined, emitNextOut: () => undefined, alignServerBytes: () => undefined,
+    setReplyPayloadBytes: () => undefined, protocolLog: () => undefined, protocolFault: () => undefined,
+  };
+  const driver = new ProtocolDriver(DEFAULT_PROTOCOL, host);
+  driver.close();
+  return {
+    driver,
+    release: new ReleaseControl(driver, DEFAULT_ENGINE_CONFIG),
+    captured: new ClientStream(),
+    out: new OutQueue(),
+    timer: new RtoEstimator(),
+  };
+})();
+
+/**
  * One emulated client connection, in three stages:
  *  - capture: the client's segments, reordered and de-duplicated in the
  *    capture's sequence space, handed to the protocol in order;
@@ -71,7 +94,7 @@ export class Session implements WheelEntry, DriverHost {
   /** The client's SYN sequence number, when it was captured. */
   capIsn = 0;
   private synMss = -1;
-  private readonly captured = new ClientStream();
+  private captured = new ClientStream();
   /** Next capture sequence number to hand to the protocol. */
   private deliveredSeq = 0;
   private haveSeq = false;
@@ -84,16 +107,16 @@ export class Session implements WheelEntry, DriverHost {
   private finDelivered = false;
   private hasRst = false;
   private rstServerBytes = 0;
-  private readonly driver: ProtocolDriver;
+  private driver: ProtocolDriver;
   /** When held client data may go (the protocol's yes, or the idle release). */
-  private readonly release: ReleaseControl;
+  private release: ReleaseControl;
 
   /** Next sequence number of the online server's bytes to this client, once known. */
   private onlineNext = 0;
   private haveOnlineSeq = false;
 
   // ---- out queue (stream positions)
-  readonly out = new OutQueue();
+  out = new OutQueue();
   /** Oldest position the target has not acknowledged. */
   sndUna = 0;
   /** Next position to send (a sent FIN counts as one position). */
@@ -146,7 +169,7 @@ export class Session implements WheelEntry, DriverHost {
   private synSentAt = 0;
   private handshakeStartedAt = 0;
   /** RFC 6298 retransmission timeout (kept across reconnects: same path). */
-  private readonly timer = new RtoEstimator();
+  private timer = new RtoEstimator();
   private rtoAt = Infinity;
   /** The SYN was sent again: its SYN-ACK gives no RTT sample (Karn's rule). */
   private synRetransmitted = false;
@@ -874,6 +897,12 @@ export class Session implements WheelEntry, DriverHost {
     this.captured.clear();
     this.out.clear();
     this.release.idleAt = Infinity;
+    // Its parts go now, not after lingering: most sessions alive under short connections are finished ones.
+    this.driver = FINISHED.driver;
+    this.release = FINISHED.release;
+    this.captured = FINISHED.captured;
+    this.out = FINISHED.out;
+    this.timer = FINISHED.timer;
     this.rtoAt = this.gapAt = this.ackAt = this.probeAt = this.finWaitAt = Infinity;
     this.lingerAt = now + this.ctx.config.lingerMs;
     this.rearm();
