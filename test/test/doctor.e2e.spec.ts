@@ -104,11 +104,12 @@ describe('doctor: tcpcopy doctor and intercept doctor find planted faults', func
     expect(line(t, 'ok', 'privileges')).to.match(/root/);
     expect(line(t, 'ok', `route to ${TARGET}`)).to.contain(topo.hosts.online.iface);
     line(t, 'ok', 'conntrack');
-    line(t, 'ok', 'capture');
+    // tcpcopy's default capture: the IP raw socket, which sees every device's inbound TCP.
+    expect(line(t, 'ok', 'capture')).to.contain('an IP raw socket');
     expect(line(t, 'ok', `intercept ${ASSISTANT}:36524`)).to.contain('answers the channel protocol');
     expect(line(t, 'ok', `probe ${TARGET}:80`)).to.match(/SYN from 203\.0\.113\.1:\d+ was answered with a SYN-ACK/);
     // Idle online host: the traffic check warns (and the exit code stays 0).
-    expect(line(t, 'warn', 'traffic')).to.match(/no packets for port 80 seen on \S+ in 2 s/);
+    expect(line(t, 'warn', 'traffic')).to.match(/no packets for port 80 seen on any device in 2 s/);
     expect(t.stdout).to.match(/tcpcopy doctor: all checks passed/);
     expect(await halfOpenOnTarget()).to.equal('');
 
@@ -116,7 +117,7 @@ describe('doctor: tcpcopy doctor and intercept doctor find planted faults', func
     expect(i.code, i.stdout + i.stderr).to.equal(0);
     expect(line(i, 'ok', 'ip_forward')).to.contain('net.ipv4.ip_forward=0');
     line(i, 'ok', 'rp_filter');
-    line(i, 'ok', 'capture');
+    expect(line(i, 'ok', 'capture')).to.contain(`packet sockets open ${topo.hosts.assistant.iface}`);
     expect(line(i, 'ok', 'intercept 127.0.0.1:36524')).to.contain('answers the channel protocol');
   });
 
@@ -230,5 +231,24 @@ describe('doctor: tcpcopy doctor and intercept doctor find planted faults', func
     const f = await tcpcopyDoctor(['-F', 'tcp and port']);
     expect(f.code, f.stdout).to.equal(1);
     expect(line(f, 'FAIL', 'filter')).to.match(/does not compile.*\[-F\]/);
+    // tcpcopy's raw socket takes every device, but a -i that names none is refused by the replay, and so here.
+    const r = await doctor('online', ['-i', 'nosuch0', '-x', `80-${TARGET}:80`, '-s', ASSISTANT, '-c', '203.0.113.x']);
+    expect(r.code, r.stdout).to.equal(1);
+    expect(line(r, 'FAIL', 'device')).to.contain('no network device "nosuch0"');
+  });
+
+  it('checks intercept\'s filter as intercept compiles it: link-layer terms fail there, as intercept refuses them (libpcap on tcpcopy\'s side takes them)', async () => {
+    // Any MAC will do: whether the filter compiles is what differs.
+    const filter = `ether src 02:00:00:00:00:30 and tcp and src host ${TARGET}`;
+    const i = await doctor('assistant', ['-i', topo.hosts.assistant.iface, '-F', filter, '-p', '36601']);
+    expect(i.code, i.stdout).to.equal(1);
+    expect(line(i, 'FAIL', 'filter')).to.match(/does not compile.*link-layer terms such as ether or vlan do not apply.*\[-F\]; fix: leave link-layer terms \(ether, vlan\) out of -F/);
+    const refused = await topo.exec('assistant', process.execPath, [INTERCEPT_BIN, '-i', topo.hosts.assistant.iface, '-F', filter, '-p', '36601'],
+      { timeoutMs: 30_000, check: false });
+    expect(refused.code, refused.stderr).to.equal(2);
+    expect(refused.stderr).to.contain(`filter "${filter}" does not compile`);
+    // tcpcopy with -F captures through libpcap on the Ethernet device, where the same terms compile.
+    const t = await tcpcopyDoctor(['-F', 'ether dst 02:00:00:00:00:20 and tcp dst port 80']);
+    expect(line(t, 'ok', 'capture')).to.match(/^ok {4}capture: libpcap opens \S+ with the filter "ether dst 02:00:00:00:00:20 and tcp dst port 80" \(-F\)/);
   });
 });

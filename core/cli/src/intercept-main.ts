@@ -48,7 +48,8 @@ export function buildCommand(): Command {
         'Checking the assistant: intercept doctor <the same options> (see intercept doctor --help).',
     )
     .option('-i, --device <dev[,dev]>', 'network device(s) to capture replies on, comma-separated; "any" captures on all of them', 'any')
-    .option('-F, --filter <bpf>', 'pcap filter for the replies, e.g. "tcp and src port 80" (default: "tcp and not port <listen port>")')
+    .option('-F, --filter <bpf>', 'filter for the replies, e.g. "tcp and src port 80" (default: "tcp and not port <listen port>"); ' +
+      'pcap-filter syntax applied to the IP packet: ether and vlan primitives do not apply')
     .option('-p, --port <n>', 'TCP port tcpcopy connects to', String(DEFAULT_INTERCEPT_PORT))
     .option('-b, --bind <addr>', 'local IP address to listen on for tcpcopy; 0.0.0.0 listens on all', '0.0.0.0')
     .option('-x, --passlist <ip,...>',
@@ -258,7 +259,7 @@ export async function main(argv: string[]): Promise<void> {
       // Loaded only with --metrics: prom-client takes tens of ms to load.
       const { MetricsServer } = require('./metrics') as typeof import('./metrics');
       const { interceptMetrics } = require('./intercept-metrics') as typeof import('./intercept-metrics');
-      metrics = await MetricsServer.start(settings.metrics, interceptMetrics(() => srv.stats(), () => ({ ...cap.stats(), drops: null })));
+      metrics = await MetricsServer.start(settings.metrics, interceptMetrics(() => srv.stats(), () => cap.stats()));
     }
     if (settings.pidFile) writePidFile(settings.pidFile, COMMAND);
     // Capture, the listening socket, the log and the pid file are open: --user drops root now.

@@ -1,16 +1,19 @@
 // intercept's Prometheus metrics (intercept_*), read from the server's and the capture's counters when scraped.
-import type { InterceptStats, LiveCaptureStats } from '@tcpcopy/core';
+import type { InterceptStats, PacketSocketCaptureStats } from '@tcpcopy/core';
 import type { Registry } from 'prom-client';
 import { counterFrom, gaugeFrom, processRegistry } from './metrics';
 
-export function interceptMetrics(stats: () => InterceptStats, capture: () => LiveCaptureStats): Registry {
+export function interceptMetrics(stats: () => InterceptStats, capture: () => PacketSocketCaptureStats): Registry {
   const r = processRegistry('intercept_');
   const counter = (name: string, help: string, pick: (s: InterceptStats) => number) =>
     counterFrom(r, `intercept_${name}`, help, () => pick(stats()));
   const gauge = (name: string, help: string, pick: (s: InterceptStats) => number) =>
     gaugeFrom(r, `intercept_${name}`, help, () => pick(stats()));
 
-  counterFrom(r, 'intercept_captured_packets_total', 'packets libpcap delivered', () => capture().packets);
+  counterFrom(r, 'intercept_captured_packets_total', 'packets the capture sockets delivered', () => capture().packets);
+  counterFrom(r, 'intercept_capture_kernel_drops_total', 'packets the kernel dropped because a capture socket\'s receive buffer (-B) was full',
+    () => capture().drops);
+  counterFrom(r, 'intercept_capture_truncated_packets_total', 'captured packets longer than a read slot, cut short', () => capture().truncated);
   counter('replies_total', 'target replies captured', (s) => s.captured);
   counter('replies_routed_total', 'replies sent to the tcpcopy that registered their connection', (s) => s.routed);
   counter('replies_held_total', 'replies held until their route arrived', (s) => s.held);

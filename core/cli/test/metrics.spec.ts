@@ -2,7 +2,7 @@
 // (read at scrape time: a counter changes between two scrapes without anything else being called), the
 // HTTP server (GET /metrics, 404 elsewhere, a port in use refused, closed for good), and the commands'
 // one-line errors.
-import type { InterceptStats, LiveCaptureStats } from '@tcpcopy/core';
+import type { InterceptStats, PacketSocketCaptureStats } from '@tcpcopy/core';
 import { expect } from 'chai';
 import * as http from 'node:http';
 import { interceptMetrics } from '../src/intercept-metrics';
@@ -104,9 +104,11 @@ describe('metrics', () => {
     });
   });
 
-  it('intercept_*: replies, routes, tcpcopys, capture', async () => {
+  it('intercept_*: replies, routes, tcpcopys, capture (packets, kernel drops, cut short)', async () => {
     const stats = { captured: 30, routed: 28, held: 2, heldDelivered: 1, unmatched: 1, dropped: 1, passed: 0, malformed: 1, notIpv4: 1, routes: 4, clients: 2 } as InterceptStats;
-    const text = await interceptMetrics(() => stats, () => ({ packets: 31 }) as LiveCaptureStats).metrics();
+    let capture: PacketSocketCaptureStats = { packets: 31, drops: 7, truncated: 2, devices: [] };
+    const registry = interceptMetrics(() => stats, () => capture);
+    let text = await registry.metrics();
     expect(sample(text, 'intercept_replies_total')).to.equal(30);
     expect(sample(text, 'intercept_replies_routed_total')).to.equal(28);
     expect(sample(text, 'intercept_replies_unmatched_total')).to.equal(1);
@@ -114,7 +116,14 @@ describe('metrics', () => {
     expect(sample(text, 'intercept_routes')).to.equal(4);
     expect(sample(text, 'intercept_tcpcopys_connected')).to.equal(2);
     expect(sample(text, 'intercept_captured_packets_total')).to.equal(31);
+    expect(sample(text, 'intercept_capture_kernel_drops_total')).to.equal(7);
+    expect(sample(text, 'intercept_capture_truncated_packets_total')).to.equal(2);
+    expect(text).to.include('# TYPE intercept_capture_kernel_drops_total counter');
     expect(sample(text, 'intercept_process_resident_memory_bytes')).to.be.greaterThan(0);
+
+    capture = { packets: 40, drops: 12, truncated: 2, devices: [] };
+    text = await registry.metrics();
+    expect(sample(text, 'intercept_capture_kernel_drops_total'), 'the next scrape reads the capture again').to.equal(12);
   });
 
   describe('the HTTP server', () => {

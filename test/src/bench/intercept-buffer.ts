@@ -1,8 +1,8 @@
-// Scenario "intercept-buffer" (`--only intercept-buffer`): what intercept's -B (its libpcap ring) costs in
-// memory and what a smaller one loses. For each -B, our tcpcopy and intercept replay the live scenarios
-// that stress intercept most (keep-alive unthrottled, short connections at 4,000/s); replies lost by
-// intercept = the target's replies that reached the assistant (an nftables counter there, ahead of
-// nothing: it only counts) minus the packets intercept's capture saw.
+// Scenario "intercept-buffer" (`--only intercept-buffer`): what intercept's -B (the receive buffer of its
+// capture sockets, kernel memory) costs in memory and what a smaller one loses. For each -B, our tcpcopy
+// and intercept replay the live scenarios that stress intercept most (keep-alive unthrottled, short
+// connections at 4,000/s); replies lost by intercept = the target's replies that reached the assistant
+// (an nftables counter there, ahead of nothing: it only counts) minus the packets intercept's capture saw.
 import { spawnSync } from 'node:child_process';
 import { netnsUnavailableReason, type Topology } from '../harness';
 import type { Figures } from './figures';

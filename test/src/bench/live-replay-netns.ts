@@ -94,6 +94,7 @@ function noteRun(figures: Figures, r: LiveRunResult, rep: number): void {
     `live.${r.scenario}.${r.build}.run${rep + 1}`,
     { ...r },
   );
+  figures.note(`live ${r.scenario} ${r.build} #${rep + 1}: target before the run: ${r.targetBefore ?? '-'}`);
   figures.note(`live ${r.scenario} ${r.build} #${rep + 1}: load ${r.loadNote}`);
   figures.note(`live ${r.scenario} ${r.build} #${rep + 1}: tcpcopy ${r.tcpcopyWords}`);
   figures.note(`live ${r.scenario} ${r.build} #${rep + 1}: intercept ${r.interceptWords}`);

@@ -6,6 +6,7 @@ import { sleep, withTimeout } from '../harness';
 import { cpuSeconds, peakRssBytes, rssBreakdown, runLiveLoad, TaggedLineCounter } from '../harness/live-load';
 import type { LiveTestbed } from './live-testbed';
 import { LOAD_MS, type HeldScenario, type LiveScenario, type PacedScenario } from './live-scenarios';
+import { describeTargetState, readTargetState } from './target-state';
 import { startInterceptOf, startTcpcopyOf, type ReplayPlan, type RunningTool, type ToolBuild } from './tool-flavours';
 
 export interface LiveRunResult {
@@ -33,6 +34,8 @@ export interface LiveRunResult {
   tcpcopyWords: string;
   interceptWords: string;
   loadNote: string;
+  /** The target's sockets and conntrack entries before the run (what earlier runs left). */
+  targetBefore?: string;
 }
 
 const QUIET_MS = 1500;
@@ -43,6 +46,7 @@ const PORT_COUNT = 50_000;
 export async function runLiveScenario(bed: LiveTestbed, build: ToolBuild, scenario: LiveScenario, runTag: string, interceptBufferMiB?: number): Promise<LiveRunResult> {
   const onlineCount = new TaggedLineCounter(bed.online.accessLogFile, runTag);
   const targetCount = new TaggedLineCounter(bed.target.accessLogFile, runTag);
+  const targetBefore = describeTargetState(await readTargetState(bed.topo));
   const intercept = await startInterceptOf(build, bed.topo, bed.plan, interceptBufferMiB);
   let tcpcopy: RunningTool | undefined;
   try {
@@ -90,6 +94,7 @@ export async function runLiveScenario(bed: LiveTestbed, build: ToolBuild, scenar
       tcpcopyWords,
       interceptWords,
       loadNote: load.note,
+      targetBefore,
     };
   } finally {
     await tcpcopy?.stop().catch(() => undefined);

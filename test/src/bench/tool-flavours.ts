@@ -100,7 +100,7 @@ export async function startTcpcopyOf(build: ToolBuild, topo: Topology, plan: Rep
     const log = freshFile(topo, `c-tcpcopy.log`);
     const proc = topo.spawn('online', build.tcpcopy!, [...common, '-l', log]);
     await waitForLog(proc, () => readTail(log), /connect to remote server/, 'C tcpcopy did not connect to intercept');
-    return { proc, pid: proc.pid, stop: async () => (await proc.stop('SIGTERM', 10_000), cCounters(readTail(log), 'tcpcopy')) };
+    return { proc, pid: proc.pid, stop: async () => (await proc.stop('SIGTERM', 10_000), `${cCounters(readTail(log), 'tcpcopy')}; ${cTrouble(log)}`) };
   }
   const args = ['-i', topo.hosts.online.iface, '--summary', 'json', ...common, ...extraTcpcopyArgs()];
   const nodeArgs = (process.env.TCPE_TCPCOPY_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -142,6 +142,26 @@ function cCounters(log: string, tool: 'tcpcopy' | 'intercept'): string {
     ? /\] (conns:|resp fin:|send syn:|retransmit:|syn cnt:|total captured packets:|reconnect:)/
     : /\] (delay actual sent:|destroy delay table)/;
   return tail.split('\n').filter((l) => wanted.test(l)).map((l) => l.replace(/^.*\] /, '')).join('; ') || '(no counters in its log)';
+}
+
+/**
+ * The C tool's complaints over the whole run (errors, warnings, EAGAIN on its link to intercept: the
+ * reason it stops sending SYNs), each kind counted once with numbers masked, so a bad run says why.
+ */
+function cTrouble(file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return 'no log';
+  }
+  const kinds = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!/\[(error|warn|crit|alert|emerg)\]|EAGAIN/.test(line) || /sig \d+ received/.test(line)) continue;
+    const kind = line.replace(/^.*?\] /, '').replace(/\d+/g, 'N');
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  }
+  return kinds.size ? `complaints: ${[...kinds].map(([k, n]) => `${n}x "${k}"`).join(', ')}` : 'no complaints';
 }
 
 /**

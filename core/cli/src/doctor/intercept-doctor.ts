@@ -1,7 +1,7 @@
 // `intercept doctor`: run on the assistant host with intercept's own options, it checks what the
 // assistant needs: privileges to capture, ip_forward off, reverse-path filtering, the conntrack
-// table, that libpcap opens the devices with the filter, and whether an intercept answers on the
-// channel port. One line per finding; exit 0 when all is well, 1 when something is wrong, 2 for bad usage.
+// table, that intercept's packet sockets open the devices with the filter (compiled as intercept compiles
+// it, for packets that start at the IP header), and whether an intercept answers on the channel port. One line per finding; exit 0 when all is well, 1 when something is wrong, 2 for bad usage.
 import * as net from 'node:net';
 import { CommanderError, type Command } from 'commander';
 import { DEFAULT_INTERCEPT_PORT } from '@tcpcopy/core';
@@ -21,8 +21,8 @@ export const INTERCEPT_DOCTOR_HELP = `Usage: intercept doctor [-i <device>] [-F 
 Run on the assistant host, with intercept's options: checks what keeps the target's replies from
 reaching tcpcopy, one line per finding (ok, warn, FAIL) with the command that fixes it:
   privileges (root or CAP_NET_RAW), net.ipv4.ip_forward (must be 0: the assistant is a black hole),
-  reverse-path filtering, the nf_conntrack table, that libpcap opens the devices with the filter,
-  and whether an intercept answers the channel protocol on the port (-p) right now.
+  reverse-path filtering, the nf_conntrack table, that the capture opens the devices with the
+  filter as intercept opens them (from the IP header on: ether and vlan terms do not apply), and whether an intercept answers the channel protocol on the port (-p) right now.
 Run \`tcpcopy doctor\` with the replay's options on the online host: its probe checks the whole path.
 Exit code: 0 all is well (warnings allowed), 1 something is wrong, 2 bad usage.
 Example: intercept doctor -i eth0 -F "tcp and src port 8080"
@@ -32,6 +32,8 @@ interface Settings {
   devices: string;
   filter: string;
   filterOrigin: string;
+  /** -B, bytes: the receive buffer intercept asks for (the doctor warns when the kernel grants less). */
+  bufferSize: number;
   port: number;
   /** Where this host's intercept is reached: the -b address, or loopback for 0.0.0.0. */
   host: string;
@@ -52,7 +54,10 @@ export async function interceptDoctor(argv: string[], buildCommand: () => Comman
   add(privileges, checkIpForward(procFiles));
   add(checkRpFilter(procFiles, s.devices === 'any' ? ipv4Devices() : s.devices.split(',').map((d) => d.trim())));
   add(checkConntrack(procFiles, 'intercept'));
-  if (privileges.level === 'ok') add(...await checkCapture({ ...s, windowMs: 0, what: 'replies' }));
+  if (privileges.level === 'ok') {
+    const method = { kind: 'packet-socket', devices: s.devices, filter: s.filter, filterOrigin: s.filterOrigin, bufferSize: s.bufferSize } as const;
+    add(...await checkCapture({ method, windowMs: 0, what: 'replies' }));
+  }
   add(await checkLocalIntercept(s));
   return report.finish();
 }
@@ -64,7 +69,7 @@ function readSettings(argv: string[], program: Command): Settings {
     if (err instanceof CommanderError) failUsage(`${COMMAND} doctor`, `${err.message.replace(/^error: /, '')} (see intercept doctor --help)`, 2);
     throw err;
   }
-  const o = program.opts<{ device: string; filter?: string; port: string; bind: string; secret?: string }>();
+  const o = program.opts<{ device: string; filter?: string; port: string; bind: string; secret?: string; bufferSize: string }>();
   let secret: string | null;
   try {
     secret = channelSecret(o.secret).secret;
@@ -75,12 +80,15 @@ function readSettings(argv: string[], program: Command): Settings {
   const port = Number(o.port);
   if (!/^\d+$/.test(o.port) || port < 1 || port > 65535) failUsage(`${COMMAND} doctor`, `port "${o.port}" is out of range (give -p a port from 1 to 65535)`, 2);
   if (net.isIP(o.bind) !== 4) failUsage(`${COMMAND} doctor`, `bind address "${o.bind}" is not an IPv4 address (give -b an address of this host, or 0.0.0.0)`, 2);
+  const bufferMiB = Number(o.bufferSize);
+  if (!/^\d+$/.test(o.bufferSize) || bufferMiB < 1 || bufferMiB > 2047) failUsage(`${COMMAND} doctor`, `buffer size "${o.bufferSize}" is out of range (give -B a number of MiB from 1 to 2047)`, 2);
   if (o.device.trim() === '') failUsage(`${COMMAND} doctor`, 'no capture device given (give -i a device from `ip link`, or any)', 2);
   return {
     devices: o.device,
     // intercept's own default (intercept-main.ts).
     filter: o.filter ?? `tcp and not port ${port}`,
     filterOrigin: o.filter ? '-F' : 'the default',
+    bufferSize: bufferMiB * 1024 * 1024,
     port,
     host: o.bind === '0.0.0.0' ? '127.0.0.1' : o.bind,
     secret,

@@ -13,7 +13,7 @@ import {
 } from '@tcpcopy/core';
 import { fail as failUsage, UsageError } from '../process-control';
 import { COMMAND, parseTcpcopyArgs } from '../tcpcopy-options';
-import { checkCapture } from './capture-checks';
+import { checkCapture, type CaptureMethod } from './capture-checks';
 import { checkChannels, interceptAddresses } from './channel-check';
 import { fail, ok, warn } from './findings';
 import { ProbeReplies, runProbes } from './probe';
@@ -67,8 +67,10 @@ interface DoctorSetup {
   /** --secret / TCPCOPY_SECRET, for the channel. */
   secret: string | Buffer | null;
   clientAddresses: number[] | null;
-  /** Live: devices and filter; null for a pcap file. */
-  capture: { devices: string; filter: string; filterOrigin: string } | null;
+  /** Live: how the replay would capture (raw socket or libpcap); null for a pcap file. */
+  capture: CaptureMethod | null;
+  /** Options the replay would refuse with this capture (e.g. -F with --capture raw); null when none. */
+  captureConflict: string | null;
 }
 
 function readSetup(argv: string[]): DoctorSetup {
@@ -82,11 +84,26 @@ function readSetup(argv: string[]): DoctorSetup {
     intercepts: interceptAddresses(String(r.intercepts), r.interceptPort ?? DEFAULT_INTERCEPT_PORT),
     secret: r.interceptSecret ?? null,
     clientAddresses: clients,
-    capture: args.offline ? null : {
-      devices: r.devices ?? 'any',
-      filter: r.filter ?? captureFilter(transfers),
-      filterOrigin: r.filter ? '-F' : 'built from -x',
-    },
+    ...liveCapture(r, transfers, args.offline),
+  };
+}
+
+/** The capture replay() opens: the IP raw socket, or libpcap when --capture pcap, -F or -S asks for it. */
+function liveCapture(r: { devices?: string; capture?: string; filter?: string; snaplen?: number }, transfers: Transfer[], offline: boolean):
+  Pick<DoctorSetup, 'capture' | 'captureConflict'> {
+  if (offline) return { capture: null, captureConflict: null };
+  const devices = r.devices ?? 'any';
+  const how = r.capture ?? (r.filter !== undefined || r.snaplen !== undefined ? 'pcap' : 'raw');
+  if (how === 'raw') {
+    const given = r.filter !== undefined ? '-F' : r.snaplen !== undefined ? '-S' : null;
+    return {
+      capture: { kind: 'raw-socket', devices, transfers },
+      captureConflict: given && `${given} applies to libpcap capture only, and --capture raw asks for the raw socket`,
+    };
+  }
+  return {
+    capture: { kind: 'pcap', devices, filter: r.filter ?? captureFilter(transfers), filterOrigin: r.filter ? '-F' : 'built from -x' },
+    captureConflict: null,
   };
 }
 
@@ -104,10 +121,11 @@ async function diagnose(s: DoctorSetup, report: DoctorReport): Promise<void> {
   const startIntercept = `intercept -i <device> -F "tcp and (${targetPorts.map((p) => `src port ${p}`).join(' or ')})"`;
   const [captureFindings, channels] = await Promise.all([
     s.capture && privileges.level === 'ok'
-      ? checkCapture({ ...s.capture, windowMs: TRAFFIC_WINDOW_MS, what: `packets for port ${ports}` })
+      ? checkCapture({ method: s.capture, windowMs: TRAFFIC_WINDOW_MS, what: `packets for port ${ports}` })
       : Promise.resolve(s.capture ? [] : [ok('traffic', '-i names a pcap file: no live capture to check')]),
     checkChannels(s.intercepts, CONNECT_TIMEOUT_MS, replies.onReply, startIntercept, s.secret),
   ]);
+  if (s.captureConflict) add(fail('capture', s.captureConflict, 'drop it, or leave out --capture raw'));
   add(...captureFindings, ...channels.findings);
 
   try {
