@@ -89,7 +89,9 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
       // The target never answers: whatever it would send to the fake clients goes into a blackhole.
       await topo.exec('target', 'ip', ['route', 'replace', 'blackhole', FAKE_NET]);
       intercept = await startIntercept(topo, [80]);
-      cap = await startTcpdump(topo, 'online', topo.hosts.online.iface, path.join(topo.workdir, 'tcpcopy-out.pcap'), `tcp and src net ${FAKE_NET} and dst host ${TARGET}`);
+      // 128 MiB of ring: tcpcopy sends ~450,000 packets in the flood, and a busy machine can starve tcpdump for seconds.
+      cap = await startTcpdump(topo, 'online', topo.hosts.online.iface, path.join(topo.workdir, 'tcpcopy-out.pcap'), `tcp and src net ${FAKE_NET} and dst host ${TARGET}`,
+        { bufferKiB: 131072 });
       // -v: the memory guard's messages must not be hidden by the warning budget (the test waits for them).
       tcpcopy = await startLiveTcpcopy(topo, [...REPLAY, '-m', String(LIMIT_MB), '--stats-interval', '1', '-v']);
       const pid = tcpcopy.proc.pid;

@@ -161,17 +161,18 @@ export function replayStatus(s: ReplaySummary, rate: RateMeter, rssBytes: number
 
 /**
  * intercept's line, e.g. "12.0 s; replies 9000 captured, 8990 routed, 10 unmatched, 0 dropped;
- * tcpcopys 2; 750 replies/s; RSS 150 MiB".
+ * tcpcopys 2, routes 340; 750 replies/s; RSS 150 MiB" (routes: the connections it answers for now).
  */
 export function interceptStatus(s: InterceptStats, seconds: number, rate: RateMeter, rssBytes: number): StatusReport {
   const perSecond = rate.perSecond(s.routed, seconds);
   return {
     text: `${seconds.toFixed(1)} s; replies ${s.captured} captured, ${s.routed} routed, ${s.unmatched} unmatched, ${s.dropped} dropped; ` +
-      `tcpcopys ${s.clients}; ${rateText(perSecond)} replies/s; RSS ${mib(rssBytes)} MiB`,
+      `tcpcopys ${s.clients}, routes ${s.routes}; ${rateText(perSecond)} replies/s; RSS ${mib(rssBytes)} MiB`,
     fields: {
       seconds: Number(seconds.toFixed(3)),
       replies: { captured: s.captured, routed: s.routed, unmatched: s.unmatched, dropped: s.dropped },
       tcpcopys: s.clients,
+      routes: s.routes,
       rate: { perSecond: Number(perSecond.toFixed(1)), unit: 'replies/s' },
       rssBytes,
     },

@@ -55,12 +55,12 @@ describe('status line', () => {
     });
   });
 
-  it('intercept\'s figures: replies captured, routed, unmatched, dropped; tcpcopys; replies/s; RSS', () => {
-    const stats = { captured: 300, routed: 290, unmatched: 10, dropped: 0, clients: 2 } as InterceptStats;
+  it('intercept\'s figures: replies captured, routed, unmatched, dropped; tcpcopys and routes; replies/s; RSS', () => {
+    const stats = { captured: 300, routed: 290, unmatched: 10, dropped: 0, clients: 2, routes: 17 } as InterceptStats;
     const rate = new RateMeter();
     rate.perSecond(90, 1);
     expect(interceptStatus(stats, 3, rate, 150 * MIB).text)
-      .to.equal('3.0 s; replies 300 captured, 290 routed, 10 unmatched, 0 dropped; tcpcopys 2; 100 replies/s; RSS 150 MiB');
+      .to.equal('3.0 s; replies 300 captured, 290 routed, 10 unmatched, 0 dropped; tcpcopys 2, routes 17; 100 replies/s; RSS 150 MiB');
   });
 
   it('rate: per second over the last interval, never negative', () => {

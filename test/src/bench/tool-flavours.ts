@@ -77,7 +77,7 @@ export async function startInterceptOf(build: ToolBuild, topo: Topology, plan: R
     const proc = topo.spawn('assistant', build.intercept!, ['-i', iface, '-F', filter, '-l', log]);
     // It logs the capture set-up, then listens: wait for its port, as a tcpcopy would.
     await waitForListen(topo, proc, 36524, () => readTail(log));
-    return { proc, pid: proc.pid, stop: async () => (await proc.stop('SIGTERM', 5000), cCounters(readTail(log), 'intercept')) };
+    return { proc, pid: proc.pid, stop: async () => (await proc.stop('SIGTERM', 5000), `${cCounters(readTail(log), 'intercept')}; ${cTrouble(log)}`) };
   }
   const args = ['-i', iface, '-F', filter, ...(bufferMiB !== undefined ? ['-B', String(bufferMiB)] : [])];
   const proc = build.intercept ? topo.spawn('assistant', build.intercept, args) : topo.spawn('assistant', process.execPath, [INTERCEPT_BIN, ...args]);
@@ -145,8 +145,10 @@ function cCounters(log: string, tool: 'tcpcopy' | 'intercept'): string {
 }
 
 /**
- * The C tool's complaints over the whole run (errors, warnings, EAGAIN on its link to intercept: the
- * reason it stops sending SYNs), each kind counted once with numbers masked, so a bad run says why.
+ * The C tools' complaints over the whole run, each kind counted with numbers masked, so a bad run says
+ * why: errors, warnings, and their link to the peer (EAGAIN; after 1,024 in a row tcpcopy stops sending
+ * SYNs, "msg send error"; a connection intercept dropped: "Recv socket error", "close sock"). intercept's
+ * "release tunnel" is left out: it logs one whenever tcpcopy stops first, as every run ends.
  */
 function cTrouble(file: string): string {
   let text: string;
@@ -157,7 +159,7 @@ function cTrouble(file: string): string {
   }
   const kinds = new Map<string, number>();
   for (const line of text.split('\n')) {
-    if (!/\[(error|warn|crit|alert|emerg)\]|EAGAIN/.test(line) || /sig \d+ received/.test(line)) continue;
+    if (!/\[(error|warn|crit|alert|emerg)\]|EAGAIN|close sock/.test(line) || /sig \d+ received/.test(line)) continue;
     const kind = line.replace(/^.*?\] /, '').replace(/\d+/g, 'N');
     kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
   }
