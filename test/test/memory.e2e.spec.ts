@@ -231,8 +231,10 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
       let example = '';
       for (const [k, times] of syns) {
         maxSyns = Math.max(maxSyns, times.length);
-        // RFC 6298: 1 s initial RTO, doubled: the second SYN no sooner than 1 s after the first, the third 2 s after.
-        if ((times.length > 1 && times[1] - times[0] < 0.9) || (times.length > 2 && times[2] - times[1] < 1.8)) {
+        // RFC 6298: 1 s initial RTO, doubled: the second SYN no sooner than 1 s after the first, the third 2 s after the
+        // second was due (3 s after the first). As in the kernel, the timer runs from when a SYN is handed to the output,
+        // so a SYN that waited in a full send queue under the flood leaves late and the next one's gap looks shorter.
+        if ((times.length > 1 && times[1] - times[0] < 0.9) || (times.length > 2 && times[2] - times[0] < 2.7)) {
           early++;
           example ||= `${k}: SYNs at ${times.map((x) => (x - times[0]).toFixed(2)).join(', ')} s`;
         }

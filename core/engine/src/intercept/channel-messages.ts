@@ -14,6 +14,7 @@
 // garbage cannot make us allocate more than one 64 KiB frame.
 import type { Socket } from 'node:net';
 import type { Route } from './route-registry';
+import { flushAtEndOfTurn } from '../event-loop/end-of-turn';
 
 /** "TCPI" (TCP Intercept): the first four body bytes of HELLO and HELLO_ACK. */
 export const CHANNEL_MAGIC = 0x54435049;
@@ -358,10 +359,10 @@ const MAX_SPARE_BUFFERS = 2;
 
 /**
  * Collects the frames produced during one event-loop turn (a capture burst, a batch of
- * route changes) in a buffer and hands them to the socket in ONE write from a setImmediate
- * callback: one syscall per burst instead of one per frame, and no timer latency (the
- * C intercept waited up to 2 ms for more records; we never wait for anything but the end of
- * the current turn).
+ * route changes) in a buffer and hands them to the socket in ONE write at the end of the turn
+ * (event-loop/end-of-turn.ts: one setImmediate shared with the raw socket sink): one syscall per
+ * burst instead of one per frame, and no timer latency (the C intercept waited up to 2 ms for
+ * more records; we never wait for anything but the end of the current turn).
  *
  * Output buffers are recycled: a written buffer goes back to a small free list when the
  * socket's write callback says the kernel has the bytes (callbacks come in write order).
@@ -387,14 +388,15 @@ export class FrameWriter {
   private readonly maxBuffered: number;
   private readonly spare: Buffer[] = [];
   private readonly inFlight: Buffer[] = [];
-  private scheduled: NodeJS.Immediate | null = null;
+  /** A flush is due at the end of this turn (event-loop/end-of-turn.ts). */
+  private scheduled = false;
   private closed = false;
   private readonly onWritten = (): void => {
     const b = this.inFlight.shift();
     if (b && b.length === this.chunkSize && this.spare.length < MAX_SPARE_BUFFERS) this.spare.push(b);
   };
   private readonly flushNow = (): void => {
-    this.scheduled = null;
+    this.scheduled = false;
     this.flush();
   };
 
@@ -429,7 +431,10 @@ export class FrameWriter {
     const off = writeFrameHeader(this.buf, this.length, type, bodyLength);
     this.length += size;
     this.frames++;
-    if (this.scheduled === null) this.scheduled = setImmediate(this.flushNow);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      flushAtEndOfTurn(this.flushNow, true);
+    }
     return off;
   }
 
@@ -441,7 +446,7 @@ export class FrameWriter {
     return true;
   }
 
-  /** Writes what is buffered now (normally left to the setImmediate scheduled by reserve()). */
+  /** Writes what is buffered now (normally left to the end-of-turn flush scheduled by reserve()). */
   flush(): void {
     if (this.length === 0 || this.closed) return;
     const n = this.length;
@@ -470,9 +475,5 @@ export class FrameWriter {
   close(): void {
     this.closed = true;
     this.length = 0;
-    if (this.scheduled !== null) {
-      clearImmediate(this.scheduled);
-      this.scheduled = null;
-    }
   }
 }

@@ -1,5 +1,6 @@
 import { loadNetio, type NetioAddon, type NetioHandle } from '../capture/raw-capture-addon';
 import type { PacketSink } from './packet-sink';
+import { flushAtEndOfTurn } from '../event-loop/end-of-turn';
 
 const NO_OP = (): void => undefined;
 /** Bound on packets waiting for the kernel (queued this turn, or refused with EAGAIN/ENOBUFS). */
@@ -69,7 +70,7 @@ export class RawSocketSink implements PacketSink {
     this.addon.senderQueue(this.handle, buf, offset, length, dstIp);
     if (!this.flushQueued) {
       this.flushQueued = true;
-      setImmediate(this.flushNow);
+      flushAtEndOfTurn(this.flushNow, false);
     }
   }
 
