@@ -11,7 +11,9 @@ import {
   encodeBpfProgram, transferBpfProgram, type BpfInstruction,
 } from '../src/capture/bpf-program';
 import { captureFilter } from '../src/capture/capture-filter';
+import { PcapWriter } from '../src/capture/pcap-writer';
 import { buildPacket, udpPacket } from '../src/compliance/packets';
+import { LinkType } from '../src/decode/link-type';
 import { TCP_ACK, TCP_PSH, TCP_SYN } from '../src/decode/tcp-packet';
 import { parseTransfers } from '../src/rewrite/address-map';
 
@@ -180,22 +182,10 @@ function libpcapSelects(filter: string, packets: Buffer[]): number[] {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpf-program-'));
   try {
     const file = path.join(dir, 'probes.pcap');
-    const head = Buffer.alloc(24);
-    head.writeUInt32LE(0xa1b2c3d4, 0);
-    head.writeUInt16LE(2, 4);
-    head.writeUInt16LE(4, 6);
-    head.writeUInt32LE(65535, 16);
-    head.writeUInt32LE(101, 20);
     // Each record's timestamp (seconds) is its index: tcpdump -tt prints it first on each line.
-    const parts: Buffer[] = [head];
-    packets.forEach((p, i) => {
-      const rec = Buffer.alloc(16);
-      rec.writeUInt32LE(1_700_000_000 + i, 0);
-      rec.writeUInt32LE(p.length, 8);
-      rec.writeUInt32LE(p.length, 12);
-      parts.push(rec, p);
-    });
-    fs.writeFileSync(file, Buffer.concat(parts));
+    const writer = PcapWriter.create(file, { linkType: LinkType.RAW });
+    packets.forEach((p, i) => writer.write(p, (1_700_000_000 + i) * 1e6));
+    writer.close();
     const r = spawnSync('tcpdump', ['-nn', '-tt', '-r', file, filter], { encoding: 'utf8', timeout: 20_000 });
     if (r.status !== 0) throw new Error(`tcpdump refused ${JSON.stringify(filter)}: ${r.stderr}`);
     return r.stdout.split('\n').filter(Boolean).map((line) => Number(line.split('.')[0]) - 1_700_000_000);

@@ -6,7 +6,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { captureFilter } from '../src/capture/capture-filter';
+import { PcapWriter } from '../src/capture/pcap-writer';
 import { buildPacket } from '../src/compliance/packets';
+import { LinkType } from '../src/decode/link-type';
 import { TCP_ACK, TCP_PSH, TCP_SYN } from '../src/decode/tcp-packet';
 import { parseTransfers } from '../src/rewrite/address-map';
 
@@ -17,23 +19,11 @@ function haveTcpdump(): boolean {
   return !r.error && r.status === 0;
 }
 
-/** A classic pcap file (µs, link type 101: raw IPv4) of `packets`. */
+/** A classic pcap file (link type 101: raw IPv4) of `packets`. */
 function writeRawPcap(file: string, packets: Buffer[]): void {
-  const head = Buffer.alloc(24);
-  head.writeUInt32LE(0xa1b2c3d4, 0);
-  head.writeUInt16LE(2, 4);
-  head.writeUInt16LE(4, 6);
-  head.writeUInt32LE(65535, 16);
-  head.writeUInt32LE(101, 20);
-  const parts: Buffer[] = [head];
-  packets.forEach((p, i) => {
-    const rec = Buffer.alloc(16);
-    rec.writeUInt32LE(1_700_000_000 + i, 0);
-    rec.writeUInt32LE(p.length, 8);
-    rec.writeUInt32LE(p.length, 12);
-    parts.push(rec, p);
-  });
-  fs.writeFileSync(file, Buffer.concat(parts));
+  const writer = PcapWriter.create(file, { linkType: LinkType.RAW });
+  packets.forEach((p, i) => writer.write(p, (1_700_000_000 + i) * 1e6));
+  writer.close();
 }
 
 interface Probe {

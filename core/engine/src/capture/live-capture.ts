@@ -13,6 +13,8 @@ import {
   MIN_SNAPLEN,
   PROBE_BUFFER,
 } from './cap-addon';
+import { checkCaptureBuffer, checkDevicesKnown, checkSnaplen, parseDeviceList } from './capture-options';
+import { LIBPCAP_MAX_SNAPLEN } from './pcap-format';
 
 export type PacketHandler = (frame: Buffer, length: number, linkType: LinkType) => void;
 
@@ -68,24 +70,12 @@ export class LiveCapture {
   private started = false;
 
   constructor(opts: LiveCaptureOptions) {
-    const devices = opts.device.split(',').map((d) => d.trim()).filter(Boolean);
-    if (devices.length === 0) throw new LiveCaptureError('BAD_OPTION', 'no capture device given (use a name from `ip link`, or any)');
-    if (new Set(devices).size !== devices.length) {
-      throw new LiveCaptureError('BAD_OPTION', `device list "${opts.device}" names a device twice (list each device once)`);
-    }
-    if (devices.length > 1 && devices.includes('any')) {
-      throw new LiveCaptureError('BAD_OPTION', `device list "${opts.device}" has "any" and others (give either any, which captures on every device, or a list of devices)`);
-    }
-    this.devices = devices;
+    this.devices = parseDeviceList(opts.device);
     this.filter = opts.filter ?? '';
     this.bufferSize = opts.bufferSize ?? DEFAULT_BUFFER;
     this.snaplen = opts.snaplen ?? DEFAULT_SNAPLEN;
-    if (!Number.isInteger(this.bufferSize) || this.bufferSize < 65536 || this.bufferSize > 0x7fffffff) {
-      throw new LiveCaptureError('BAD_OPTION', `capture buffer of ${this.bufferSize} bytes is out of range (use 64 KiB to 2 GiB)`);
-    }
-    if (!Number.isInteger(this.snaplen) || this.snaplen < MIN_SNAPLEN || this.snaplen > 262144) {
-      throw new LiveCaptureError('BAD_OPTION', `snaplen ${this.snaplen} is out of range (use ${MIN_SNAPLEN} to 262144 bytes)`);
-    }
+    checkCaptureBuffer(this.bufferSize);
+    checkSnaplen(this.snaplen, MIN_SNAPLEN, LIBPCAP_MAX_SNAPLEN);
   }
 
   /** Link type of each device (known after start()). */
@@ -102,14 +92,8 @@ export class LiveCapture {
     if (this.started) throw new LiveCaptureError('BAD_OPTION', 'start() was already called (use a new LiveCapture to capture again)');
     const cap = loadCap();
     const known = listCaptureDevices();
-    if (known) {
-      for (const d of this.devices) {
-        if (d !== 'any' && !known.includes(d)) {
-          const names = known.filter((n) => !/^(dbus|bluetooth|nf(log|queue)|usbmon)/.test(n)).join(', ');
-          throw new LiveCaptureError('NO_DEVICE', `no network device "${d}" (pick one of ${names}; see \`ip link\`)`, d);
-        }
-      }
-    }
+    // libpcap also lists pseudo-devices (D-Bus, Bluetooth, netfilter, USB) that are no use here: not offered.
+    if (known) checkDevicesKnown(this.devices, known, known.filter((n) => !/^(dbus|bluetooth|nf(log|queue)|usbmon)/.test(n)));
     if (!immediateModeAvailable()) {
       this.warnings.push('libpcap.so not found (install libpcap-dev): cap cannot switch libpcap to immediate mode, ' +
         'so captured packets may reach us up to 1 s late');

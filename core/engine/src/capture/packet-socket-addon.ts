@@ -1,6 +1,6 @@
 // The pktcap addon (core/engine/native/packet-capture.c, built by node-gyp with the package): intercept's
 // capture through AF_PACKET sockets, with filters compiled by libpcap.
-import * as path from 'node:path';
+import { loadNativeAddon } from './native-addon';
 
 /** An open capture socket of the addon; only the addon's functions can use it. */
 export type PktcapHandle = { readonly __pktcap: unique symbol };
@@ -46,20 +46,7 @@ export interface PktcapAddon {
   close(handle: PktcapHandle): void;
 }
 
-/** Where node-gyp puts the addon: core/engine/build/Release (this file runs from core/engine/dist/src/capture). */
-const ADDON_FILE = path.join(__dirname, '..', '..', '..', 'build', 'Release', 'pktcap.node');
-
-let addon: PktcapAddon | null = null;
-
 /** The addon, or an Error saying how to build it. */
 export function loadPktcap(): PktcapAddon {
-  if (addon) return addon;
-  try {
-    addon = require(ADDON_FILE) as PktcapAddon;
-  } catch (err) {
-    const why = (err as Error).message.split('\n')[0];
-    throw new Error(`cannot load the pktcap addon (${why}); build it with \`npm rebuild @tcpcopy/core\` ` +
-      '(or ./scripts/setup.sh; it needs a C compiler, make and libpcap-dev)');
-  }
-  return addon;
+  return loadNativeAddon<PktcapAddon>('pktcap', 'a C compiler, make and libpcap-dev');
 }

@@ -5,7 +5,9 @@
 import * as os from 'node:os';
 import { LinkType } from '../decode/link-type';
 import { classifyOpenError, LiveCaptureError } from './cap-addon';
+import { checkCaptureBuffer, checkDevicesKnown, checkSnaplen, parseDeviceList } from './capture-options';
 import type { PacketHandler } from './live-capture';
+import { errnoText } from './native-addon';
 import {
   loadPktcap,
   PKTCAP_IGNORE_OUTGOING,
@@ -14,7 +16,6 @@ import {
   type PktcapAddon,
   type PktcapHandle,
 } from './packet-socket-addon';
-import { errnoText } from './raw-capture-addon';
 
 export interface PacketSocketCaptureOptions {
   /** Device name, several separated by commas, or 'any' (every device). */
@@ -84,24 +85,12 @@ export class PacketSocketCapture {
   private lastError = 0;
 
   constructor(private readonly opts: PacketSocketCaptureOptions) {
-    const devices = opts.device.split(',').map((d) => d.trim()).filter(Boolean);
-    if (devices.length === 0) throw new LiveCaptureError('BAD_OPTION', 'no capture device given (use a name from `ip link`, or any)');
-    if (new Set(devices).size !== devices.length) {
-      throw new LiveCaptureError('BAD_OPTION', `device list "${opts.device}" names a device twice (list each device once)`);
-    }
-    if (devices.length > 1 && devices.includes('any')) {
-      throw new LiveCaptureError('BAD_OPTION', `device list "${opts.device}" has "any" and others (give either any, which captures on every device, or a list of devices)`);
-    }
-    this.devices = devices;
+    this.devices = parseDeviceList(opts.device);
     this.filter = opts.filter ?? '';
     this.bufferSize = opts.bufferSize ?? DEFAULT_BUFFER;
     this.snaplen = opts.snaplen ?? DEFAULT_SNAPLEN;
-    if (!Number.isInteger(this.bufferSize) || this.bufferSize < 65536 || this.bufferSize > 0x7fffffff) {
-      throw new LiveCaptureError('BAD_OPTION', `capture buffer of ${this.bufferSize} bytes is out of range (use 64 KiB to 2 GiB)`);
-    }
-    if (!Number.isInteger(this.snaplen) || this.snaplen < MIN_SNAPLEN || this.snaplen > FILTER_SNAPLEN) {
-      throw new LiveCaptureError('BAD_OPTION', `snaplen ${this.snaplen} is out of range (use ${MIN_SNAPLEN} to ${FILTER_SNAPLEN} bytes)`);
-    }
+    checkCaptureBuffer(this.bufferSize);
+    checkSnaplen(this.snaplen, MIN_SNAPLEN, FILTER_SNAPLEN);
   }
 
   /** Link type of each device: always RAW (packets start at the IP header). */
@@ -124,12 +113,7 @@ export class PacketSocketCapture {
     }
     this.addon = addon;
     const program = this.compile(addon);
-    const known = addon.interfaces();
-    for (const d of this.devices) {
-      if (d !== 'any' && !known.includes(d)) {
-        throw new LiveCaptureError('NO_DEVICE', `no network device "${d}" (pick one of ${known.join(', ')}; see \`ip link\`)`, d);
-      }
-    }
+    checkDevicesKnown(this.devices, addon.interfaces());
     // One batch buffer for all devices: each socket's batch is handed over synchronously on the one
     // JS thread, so they never overwrite each other. Not zeroed: the kernel writes a slot before we
     // read it, and untouched pages cost no memory.

@@ -3,7 +3,9 @@
 // read in batches (recvmmsg) into one preallocated buffer.
 import * as fs from 'node:fs';
 import { LiveCaptureError } from './cap-addon';
-import { errnoText, loadNetio, type NetioAddon, type NetioHandle } from './raw-capture-addon';
+import { checkCaptureBuffer } from './capture-options';
+import { errnoText } from './native-addon';
+import { loadNetio, type NetioAddon, type NetioHandle } from './raw-capture-addon';
 
 export interface RawCaptureOptions {
   /** A classic BPF program (encodeBpfProgram); without one every inbound TCP segment is read. */
@@ -34,10 +36,7 @@ export class RawCapture {
   private lastError = 0;
 
   constructor(private readonly opts: RawCaptureOptions = {}) {
-    const size = opts.receiveBuffer ?? DEFAULT_RECEIVE_BUFFER;
-    if (!Number.isInteger(size) || size < 65536 || size > 0x7fffffff) {
-      throw new LiveCaptureError('BAD_OPTION', `capture buffer of ${size} bytes is out of range (use 64 KiB to 2 GiB)`);
-    }
+    checkCaptureBuffer(opts.receiveBuffer ?? DEFAULT_RECEIVE_BUFFER);
   }
 
   /** Opens the socket and starts reading; throws a LiveCaptureError when it cannot. */
