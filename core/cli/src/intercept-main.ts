@@ -60,8 +60,8 @@ export function buildCommand(): Command {
     .option('-P, --pid-file <file>', 'write the process id to this file while running')
     .option('-B, --buffer-size <MiB>',
       'receive buffer of the capture socket per device, in MiB: replies wait there (kernel memory, used only while ' +
-      'they wait; about 40,000 small replies at 16) until intercept reads them; raise it if the stats line counts ' +
-      'replies the kernel dropped (the bench lost none from 1 to 64, docs/benchmarks.md)', '16')
+      'they wait; about 40,000 small replies at 16) until intercept reads them; raise it if the stats line at exit (or ' +
+      'intercept_capture_kernel_drops_total) counts replies the kernel dropped (the bench lost none from 1 to 64, docs/benchmarks.md)', '16')
     .option('--stats-interval <s>', 'show the status line every this many seconds; 0 turns it off (default 1 on a terminal, where it is redrawn in place, else 30, as a log line)')
     .option('-q, --quiet', 'no status line')
     .option('--metrics <host:port>', 'serve Prometheus metrics (intercept_*) over HTTP at http://HOST:PORT/metrics')

@@ -94,7 +94,7 @@ export function buildCommand(): Command {
     .option('-m, --memory-limit <MB>', 'live: stop cleanly before this process uses this much memory (new connections are refused near it)', number('-m', 16, 1_048_576), 1024)
     .option('-o, --output-device <dev>', 'send at the data link layer through libpcap on this Ethernet device (MACs in -x) instead of a raw IP socket')
     .option('-F, --filter <bpf>', 'live: pcap filter for the client packets (default: built from -x)')
-    .option('-B, --buffer-size <MiB>', 'live: kernel capture buffer per device', number('-B', 1, 2047), 64)
+    .option('-B, --buffer-size <MiB>', 'live: kernel capture buffer: the raw socket\'s receive buffer, or libpcap\'s per device with --capture pcap', number('-B', 1, 2047), 64)
     .option('-S, --snaplen <bytes>', 'live: bytes of each packet captured', number('-S', 160, 262144), 65535)
     .option('--capture <how>', 'live: "raw" (an IP raw socket, the default: it lost nothing in our load tests) or "pcap" (libpcap with a kernel filter; -F or -S imply it)')
     .option('-a, --speed <factor>', 'offline: replay this many times faster than captured', number('-a', 0.001, 1_000_000, false), 1)

@@ -87,7 +87,7 @@ interface MinuteRow {
   rssPeakMiB: number;
   tcpcopyCpu: number;
   interceptRssMiB: number;
-  /** Its anonymous part (the rest is mostly libpcap's capture ring). */
+  /** Its anonymous part (the rest is mostly the node binary; libpcap's capture ring, before intercept captured on packet sockets). */
   interceptAnonMiB: number;
   interceptCpu: number;
   online: number;

@@ -22,7 +22,8 @@ Run on the assistant host, with intercept's options: checks what keeps the targe
 reaching tcpcopy, one line per finding (ok, warn, FAIL) with the command that fixes it:
   privileges (root or CAP_NET_RAW), net.ipv4.ip_forward (must be 0: the assistant is a black hole),
   reverse-path filtering, the nf_conntrack table, that the capture opens the devices with the
-  filter as intercept opens them (from the IP header on: ether and vlan terms do not apply), and whether an intercept answers the channel protocol on the port (-p) right now.
+  filter and receive buffer (-B) as intercept opens them (from the IP header on: ether and vlan
+  terms do not apply), and whether an intercept answers the channel protocol on the port (-p) now.
 Run \`tcpcopy doctor\` with the replay's options on the online host: its probe checks the whole path.
 Exit code: 0 all is well (warnings allowed), 1 something is wrong, 2 bad usage.
 Example: intercept doctor -i eth0 -F "tcp and src port 8080"
