@@ -14,6 +14,9 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
+#define ADDON_NAME "netio"
+#define ADDON_NOT_A_HANDLE "netio: not a handle of this kind"
+#include "napi-util.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/filter.h>
@@ -31,200 +34,24 @@ enum { SENT = 0, FAILED = 1, QUEUED = 2, SEND_CALLS = 3, SEND_COUNTERS = 4 };
 static const napi_type_tag CAPTURE_TAG = { 0x6e6574696f636170ULL, 0x7475726531000001ULL };
 static const napi_type_tag SENDER_TAG = { 0x6e6574696f73656eULL, 0x6465723100000001ULL };
 
-// ---- helpers: arguments and errors ----
-
-static void throw_errno(napi_env env, const char *what, int err) {
-  char message[256];
-  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
-  const char *code = strerrorname_np(err);
-  napi_throw_error(env, code, message);
-}
-
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
-  if (argc < want) {
-    napi_throw_type_error(env, NULL, "netio: too few arguments");
-    return 0;
-  }
-  return 1;
-}
-
-static int get_u32(napi_env env, napi_value v, uint32_t *out, const char *what) {
-  if (napi_get_value_uint32(env, v, out) == napi_ok) return 1;
-  char message[128];
-  snprintf(message, sizeof message, "netio: %s must be a number", what);
-  napi_throw_type_error(env, NULL, message);
-  return 0;
-}
-
-static void *get_handle(napi_env env, napi_value v, const napi_type_tag *tag) {
-  bool ok = false;
-  void *data = NULL;
-  if (napi_check_object_type_tag(env, v, tag, &ok) != napi_ok || !ok || napi_get_value_external(env, v, &data) != napi_ok) {
-    napi_throw_type_error(env, NULL, "netio: not a handle of this kind");
-    return NULL;
-  }
-  return data;
-}
-
-static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *length, const char *what) {
-  bool is = false;
-  napi_is_buffer(env, v, &is);
-  if (is && napi_get_buffer_info(env, v, (void **)data, length) == napi_ok) return 1;
-  char message[128];
-  snprintf(message, sizeof message, "netio: %s must be a Buffer", what);
-  napi_throw_type_error(env, NULL, message);
-  return 0;
-}
-
-static napi_value wrap_handle(napi_env env, void *data, const napi_type_tag *tag, napi_finalize finalize) {
-  napi_value out;
-  if (napi_create_external(env, data, finalize, NULL, &out) != napi_ok) return NULL;
-  napi_type_tag_object(env, out, tag);
-  return out;
-}
-
-/** A receive or send buffer of `size` bytes; root may go past net.core.[rw]mem_max. */
-static void set_buffer_size(int fd, int force_option, int option, int size) {
-  if (setsockopt(fd, SOL_SOCKET, force_option, &size, sizeof size) != 0) setsockopt(fd, SOL_SOCKET, option, &size, sizeof size);
-}
-
-static void forward_exception(napi_env env) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending) return;
-  napi_value err;
-  napi_get_and_clear_last_exception(env, &err);
-  napi_fatal_exception(env, err);
-}
-
 // ---- capture ----
-
-typedef struct {
-  napi_env env;
-  int fd;
-  uv_poll_t poll;
-  int polling;   // poll handle initialised and not yet closed
-  int closed;    // close() was called
-  int finalized; // the JS handle is gone
-  uint32_t slots, slot_size, max_rounds;
-  uint8_t *arena;
-  int32_t *lengths;
-  napi_ref arena_ref, lengths_ref, callback_ref;
-  napi_async_context async;
-  struct mmsghdr *msgs;
-  struct iovec *iovs;
-} capture_t;
-
-static void capture_free(capture_t *c) {
-  free(c->msgs);
-  free(c->iovs);
-  free(c);
-}
-
-static void capture_poll_closed(uv_handle_t *handle) {
-  capture_t *c = handle->data;
-  close(c->fd);
-  c->fd = -1;
-  c->polling = 0;
-  if (c->finalized) capture_free(c);
-}
-
-static void capture_release(napi_env env, capture_t *c) {
-  if (c->closed) return;
-  c->closed = 1;
-  if (c->arena_ref) napi_delete_reference(env, c->arena_ref);
-  if (c->lengths_ref) napi_delete_reference(env, c->lengths_ref);
-  if (c->callback_ref) napi_delete_reference(env, c->callback_ref);
-  if (c->async) napi_async_destroy(env, c->async);
-  c->arena_ref = c->lengths_ref = c->callback_ref = NULL;
-  c->async = NULL;
-  if (c->polling) {
-    uv_poll_stop(&c->poll);
-    uv_close((uv_handle_t *)&c->poll, capture_poll_closed);
-  } else if (c->fd >= 0) {
-    close(c->fd);
-    c->fd = -1;
-  }
-}
-
-static void capture_finalize(napi_env env, void *data, void *hint) {
-  (void)hint;
-  capture_t *c = data;
-  c->finalized = 1;
-  capture_release(env, c);
-  if (!c->polling) capture_free(c);
-}
-
-static void capture_readable(uv_poll_t *handle, int status, int events) {
-  (void)events;
-  capture_t *c = handle->data;
-  if (c->closed) return;
-  napi_env env = c->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value callback, receiver, argv[1], result;
-  napi_get_reference_value(env, c->callback_ref, &callback);
-  napi_get_global(env, &receiver);
-  for (uint32_t round = 0; round < c->max_rounds && !c->closed; round++) {
-    int n;
-    if (status < 0) {
-      // libuv stopped the poll on POLLERR: take the socket's error (which clears it) and poll
-      // again, or the capture would stop silently. No error to take: stay stopped, not spin.
-      int err = 0;
-      socklen_t len = sizeof err;
-      if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-      if (err != 0) uv_poll_start(handle, UV_READABLE, capture_readable);
-      n = err != 0 ? -err : status; // libuv's errors are -errno
-    } else {
-      do n = recvmmsg(c->fd, c->msgs, c->slots, MSG_DONTWAIT, NULL);
-      while (n < 0 && errno == EINTR);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      if (n < 0) n = -errno;
-    }
-    if (n == 0) break;
-    for (int i = 0; i < n; i++) c->lengths[i] = (int32_t)c->msgs[i].msg_len;
-    napi_create_int32(env, n, &argv[0]);
-    if (napi_make_callback(env, c->async, receiver, callback, 1, argv, &result) != napi_ok) {
-      forward_exception(env);
-      break;
-    }
-    if (n < 0 || (uint32_t)n < c->slots) break;
-  }
-  napi_close_handle_scope(env, scope);
-}
 
 // captureOpen(arena: Buffer, slotSize, lengths: Int32Array, filter: Buffer | null, receiveBuffer, maxRounds, onBatch(count))
 // Packet i of a batch is at arena[i * slotSize], lengths[i] bytes; a negative count is -errno.
 static napi_value capture_open(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   if (!get_args(env, info, 7, argv)) return NULL;
-  uint8_t *arena;
+  batch_args_t batch = { argv[0], argv[2], argv[6], NULL, NULL, 0, 0, 0 };
   size_t arena_size;
-  uint32_t slot_size, receive_buffer, max_rounds;
-  if (!get_bytes(env, argv[0], &arena, &arena_size, "arena") || !get_u32(env, argv[1], &slot_size, "slotSize") ||
-      !get_u32(env, argv[4], &receive_buffer, "receiveBuffer") || !get_u32(env, argv[5], &max_rounds, "maxRounds")) return NULL;
-  napi_typedarray_type type;
-  size_t slots;
+  uint32_t receive_buffer;
   void *lengths;
-  bool is_typed = false;
-  napi_is_typedarray(env, argv[2], &is_typed);
-  if (!is_typed || napi_get_typedarray_info(env, argv[2], &type, &slots, &lengths, NULL, NULL) != napi_ok || type != napi_int32_array) {
-    napi_throw_type_error(env, NULL, "netio: lengths must be an Int32Array");
-    return NULL;
-  }
-  if (slot_size < 64 || slots == 0 || slots > 1024 || (size_t)slot_size * slots > arena_size || max_rounds == 0) {
-    napi_throw_range_error(env, NULL, "netio: the arena must hold 1-1024 slots of at least 64 bytes, one length each");
-    return NULL;
-  }
-  napi_valuetype kind;
-  napi_typeof(env, argv[6], &kind);
-  if (kind != napi_function) {
-    napi_throw_type_error(env, NULL, "netio: onBatch must be a function");
-    return NULL;
-  }
+  if (!get_bytes(env, argv[0], &batch.arena, &arena_size, "arena") || !get_u32(env, argv[1], &batch.slot_size, "slotSize") ||
+      !get_u32(env, argv[4], &receive_buffer, "receiveBuffer") || !get_u32(env, argv[5], &batch.max_rounds, "maxRounds") ||
+      !get_typed_array(env, argv[2], napi_int32_array, 0, &lengths, &batch.slots, "netio: lengths must be an Int32Array")) return NULL;
+  batch.lengths = lengths;
+  if (!check_batch_args(env, &batch, arena_size) || !get_function(env, argv[6], "netio: onBatch must be a function")) return NULL;
   struct sock_fprog program = { 0, NULL };
+  napi_valuetype kind;
   napi_typeof(env, argv[3], &kind);
   if (kind != napi_null && kind != napi_undefined) {
     uint8_t *code;
@@ -250,71 +77,23 @@ static napi_value capture_open(napi_env env, napi_callback_info info) {
     throw_errno(env, "setsockopt(SO_ATTACH_FILTER)", err);
     return NULL;
   }
-  if (receive_buffer) set_buffer_size(fd, SO_RCVBUFFORCE, SO_RCVBUF, (int)(receive_buffer > 0x7fffffff ? 0x7fffffff : receive_buffer));
-
-  capture_t *c = calloc(1, sizeof *c);
-  if (c) {
-    c->msgs = calloc(slots, sizeof *c->msgs);
-    c->iovs = calloc(slots, sizeof *c->iovs);
-  }
-  if (!c || !c->msgs || !c->iovs) {
-    close(fd);
-    if (c) capture_free(c);
-    throw_errno(env, "netio capture", ENOMEM);
-    return NULL;
-  }
-  c->env = env;
-  c->fd = fd;
-  c->slots = (uint32_t)slots;
-  c->slot_size = slot_size;
-  c->max_rounds = max_rounds;
-  c->arena = arena;
-  c->lengths = lengths;
-  for (size_t i = 0; i < slots; i++) {
-    c->iovs[i].iov_base = arena + i * slot_size;
-    c->iovs[i].iov_len = slot_size;
-    c->msgs[i].msg_hdr.msg_iov = &c->iovs[i];
-    c->msgs[i].msg_hdr.msg_iovlen = 1;
-  }
-  napi_value name;
-  napi_create_string_utf8(env, "tcpcopy:capture", NAPI_AUTO_LENGTH, &name);
-  napi_create_reference(env, argv[0], 1, &c->arena_ref);
-  napi_create_reference(env, argv[2], 1, &c->lengths_ref);
-  napi_create_reference(env, argv[6], 1, &c->callback_ref);
-  napi_async_init(env, NULL, name, &c->async);
-
-  uv_loop_t *loop;
-  napi_get_uv_event_loop(env, &loop);
-  int rc = uv_poll_init(loop, &c->poll, fd);
-  if (rc == 0) {
-    c->polling = 1;
-    c->poll.data = c;
-    rc = uv_poll_start(&c->poll, UV_READABLE, capture_readable);
-  }
-  if (rc != 0) {
-    capture_release(env, c);
-    c->finalized = 1; // nothing JS-side refers to it; freed once the poll handle is closed
-    if (!c->polling) capture_free(c);
-    throw_errno(env, "uv_poll_start", -rc);
-    return NULL;
-  }
-  return wrap_handle(env, c, &CAPTURE_TAG, capture_finalize);
+  if (receive_buffer) set_buffer_size(fd, SO_RCVBUFFORCE, SO_RCVBUF, clamp_to_int(receive_buffer));
+  // With no socket error behind a POLLERR, the batch count is libuv's status.
+  batch_rx_t *c = batch_rx_open(env, sizeof *c, fd, &batch, 0, 0, NULL, "tcpcopy:capture", "netio capture");
+  return c ? batch_rx_wrap(env, c, &CAPTURE_TAG) : NULL;
 }
 
 static napi_value capture_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[1], out;
-  if (!get_args(env, info, 1, argv)) return NULL;
-  capture_t *c = get_handle(env, argv[0], &CAPTURE_TAG);
+  napi_value out;
+  batch_rx_t *c = get_handle_arg(env, info, &CAPTURE_TAG);
   if (!c) return NULL;
   napi_create_int32(env, c->closed ? -1 : c->fd, &out);
   return out;
 }
 
 static napi_value capture_close(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  capture_t *c = get_handle(env, argv[0], &CAPTURE_TAG);
-  if (c) capture_release(env, c);
+  batch_rx_t *c = get_handle_arg(env, info, &CAPTURE_TAG);
+  if (c) batch_rx_release(env, c);
   return NULL;
 }
 
@@ -445,14 +224,9 @@ static napi_value sender_open(napi_env env, napi_callback_info info) {
   uint32_t capacity, byte_capacity, send_buffer;
   if (!get_u32(env, argv[1], &capacity, "maxPackets") || !get_u32(env, argv[2], &byte_capacity, "maxBytes") ||
       !get_u32(env, argv[3], &send_buffer, "sendBuffer")) return NULL;
-  napi_typedarray_type type;
   size_t count;
   void *counters;
-  bool is_typed = false;
-  napi_is_typedarray(env, argv[0], &is_typed);
-  if (!is_typed || napi_get_typedarray_info(env, argv[0], &type, &count, &counters, NULL, NULL) != napi_ok ||
-      type != napi_float64_array || count < SEND_COUNTERS) {
-    napi_throw_type_error(env, NULL, "netio: counters must be a Float64Array of 4");
+  if (!get_typed_array(env, argv[0], napi_float64_array, SEND_COUNTERS, &counters, &count, "netio: counters must be a Float64Array of 4")) {
     return NULL;
   }
   if (capacity == 0 || byte_capacity < 65536) {
@@ -471,7 +245,7 @@ static napi_value sender_open(napi_env env, napi_callback_info info) {
     throw_errno(env, "setsockopt(IP_HDRINCL)", err);
     return NULL;
   }
-  if (send_buffer) set_buffer_size(fd, SO_SNDBUFFORCE, SO_SNDBUF, (int)(send_buffer > 0x7fffffff ? 0x7fffffff : send_buffer));
+  if (send_buffer) set_buffer_size(fd, SO_SNDBUFFORCE, SO_SNDBUF, clamp_to_int(send_buffer));
   // The queue's memory is reserved, not touched: pages are used only as far as a backlog reaches.
   sender_t *s = calloc(1, sizeof *s);
   if (s) {
@@ -562,9 +336,8 @@ static napi_value sender_queue(napi_env env, napi_callback_info info) {
 
 // senderFlush(handle): packets still waiting for the kernel.
 static napi_value sender_flush_js(napi_env env, napi_callback_info info) {
-  napi_value argv[1], out;
-  if (!get_args(env, info, 1, argv)) return NULL;
-  sender_t *s = get_handle(env, argv[0], &SENDER_TAG);
+  napi_value out;
+  sender_t *s = get_handle_arg(env, info, &SENDER_TAG);
   if (!s) return NULL;
   if (!s->closed) sender_flush(s);
   napi_create_uint32(env, s->tail - s->head, &out);
@@ -573,18 +346,15 @@ static napi_value sender_flush_js(napi_env env, napi_callback_info info) {
 
 // senderLastError(handle): why the last failed packet failed ('' when none has).
 static napi_value sender_last_error(napi_env env, napi_callback_info info) {
-  napi_value argv[1], out;
-  if (!get_args(env, info, 1, argv)) return NULL;
-  sender_t *s = get_handle(env, argv[0], &SENDER_TAG);
+  napi_value out;
+  sender_t *s = get_handle_arg(env, info, &SENDER_TAG);
   if (!s) return NULL;
   napi_create_string_utf8(env, s->last_errno ? strerror(s->last_errno) : "", NAPI_AUTO_LENGTH, &out);
   return out;
 }
 
 static napi_value sender_close(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  sender_t *s = get_handle(env, argv[0], &SENDER_TAG);
+  sender_t *s = get_handle_arg(env, info, &SENDER_TAG);
   if (s) sender_release(env, s);
   return NULL;
 }

@@ -10,6 +10,9 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
+#define ADDON_NAME "pktcap"
+#define ADDON_NOT_A_HANDLE "pktcap: not a capture handle"
+#include "napi-util.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/filter.h>
@@ -35,40 +38,6 @@ enum { ST_PACKETS = 0, ST_DROPS = 1, ST_RCVBUF = 2, ST_COUNT = 3 };
 
 // ---- helpers ----
 
-static void throw_errno(napi_env env, const char *what, int err) {
-  char message[256];
-  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
-  napi_throw_error(env, strerrorname_np(err), message);
-}
-
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
-  if (argc < want) {
-    napi_throw_type_error(env, NULL, "pktcap: too few arguments");
-    return 0;
-  }
-  return 1;
-}
-
-static int get_u32(napi_env env, napi_value v, uint32_t *out, const char *what) {
-  if (napi_get_value_uint32(env, v, out) == napi_ok) return 1;
-  char message[128];
-  snprintf(message, sizeof message, "pktcap: %s must be a number", what);
-  napi_throw_type_error(env, NULL, message);
-  return 0;
-}
-
-static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *length, const char *what) {
-  bool is = false;
-  napi_is_buffer(env, v, &is);
-  if (is && napi_get_buffer_info(env, v, (void **)data, length) == napi_ok) return 1;
-  char message[128];
-  snprintf(message, sizeof message, "pktcap: %s must be a Buffer", what);
-  napi_throw_type_error(env, NULL, message);
-  return 0;
-}
-
 /** A string argument into `out` (cut to its size); 0 with a TypeError when it is not a string. */
 static int get_string(napi_env env, napi_value v, char *out, size_t size, const char *what) {
   size_t n;
@@ -77,15 +46,6 @@ static int get_string(napi_env env, napi_value v, char *out, size_t size, const 
   snprintf(message, sizeof message, "pktcap: %s must be a string", what);
   napi_throw_type_error(env, NULL, message);
   return 0;
-}
-
-static void forward_exception(napi_env env) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending) return;
-  napi_value err;
-  napi_get_and_clear_last_exception(env, &err);
-  napi_fatal_exception(env, err);
 }
 
 // ---- filter ----
@@ -150,118 +110,21 @@ static napi_value interfaces(napi_env env, napi_callback_info info) {
 // ---- capture ----
 
 typedef struct {
-  napi_env env;
-  int fd;
-  uv_poll_t poll;
-  int polling;   // poll handle initialised and not yet closed
-  int closed;    // close() was called
-  int finalized; // the JS handle is gone
-  uint32_t slots, slot_size, max_rounds;
-  int32_t *lengths;
+  batch_rx_t rx; // first: freeing the receiver frees this
   double packets, drops; // PACKET_STATISTICS resets on every read: the totals live here
-  napi_ref arena_ref, lengths_ref, callback_ref;
-  napi_async_context async;
-  struct mmsghdr *msgs;
-  struct iovec *iovs;
 } pktcap_t;
-
-static void pktcap_free(pktcap_t *c) {
-  free(c->msgs);
-  free(c->iovs);
-  free(c);
-}
 
 static void read_statistics(pktcap_t *c) {
   struct tpacket_stats st;
   socklen_t len = sizeof st;
-  if (c->fd < 0 || getsockopt(c->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) != 0) return;
+  if (c->rx.fd < 0 || getsockopt(c->rx.fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) != 0) return;
   c->packets += st.tp_packets; // the kernel counts the dropped ones in too
   c->drops += st.tp_drops;
 }
 
-static void pktcap_poll_closed(uv_handle_t *handle) {
-  pktcap_t *c = handle->data;
-  close(c->fd);
-  c->fd = -1;
-  c->polling = 0;
-  if (c->finalized) pktcap_free(c);
-}
-
-static void pktcap_release(napi_env env, pktcap_t *c) {
-  if (c->closed) return;
-  c->closed = 1;
-  read_statistics(c);
-  if (c->arena_ref) napi_delete_reference(env, c->arena_ref);
-  if (c->lengths_ref) napi_delete_reference(env, c->lengths_ref);
-  if (c->callback_ref) napi_delete_reference(env, c->callback_ref);
-  if (c->async) napi_async_destroy(env, c->async);
-  c->arena_ref = c->lengths_ref = c->callback_ref = NULL;
-  c->async = NULL;
-  if (c->polling) {
-    uv_poll_stop(&c->poll);
-    uv_close((uv_handle_t *)&c->poll, pktcap_poll_closed);
-  } else if (c->fd >= 0) {
-    close(c->fd);
-    c->fd = -1;
-  }
-}
-
-static void pktcap_finalize(napi_env env, void *data, void *hint) {
-  (void)hint;
-  pktcap_t *c = data;
-  c->finalized = 1;
-  pktcap_release(env, c);
-  if (!c->polling) pktcap_free(c);
-}
-
-static void pktcap_readable(uv_poll_t *handle, int status, int events);
-
-/**
- * libuv stops a poll handle on POLLERR, which a packet socket raises when its device goes down
- * (ENETDOWN) or away: take the socket's error (which clears it), poll again, and return -errno
- * so that JavaScript can say so. The socket works again once the device is back up. With no
- * error to take, POLLERR would only come back at once: stay stopped rather than spin.
- */
-static int take_socket_error(pktcap_t *c) {
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  if (err == 0) return -EIO;
-  uv_poll_start(&c->poll, UV_READABLE, pktcap_readable);
-  return -err;
-}
-
-static void pktcap_readable(uv_poll_t *handle, int status, int events) {
-  (void)events;
-  pktcap_t *c = handle->data;
-  if (c->closed) return;
-  napi_env env = c->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value callback, receiver, argv[1], result;
-  napi_get_reference_value(env, c->callback_ref, &callback);
-  napi_get_global(env, &receiver);
-  for (uint32_t round = 0; round < c->max_rounds && !c->closed; round++) {
-    int n;
-    if (status < 0) {
-      n = take_socket_error(c);
-    } else {
-      // MSG_TRUNC: msg_len is the packet's real length even when the slot took only part of it.
-      do n = recvmmsg(c->fd, c->msgs, c->slots, MSG_DONTWAIT | MSG_TRUNC, NULL);
-      while (n < 0 && errno == EINTR);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      if (n < 0) n = -errno;
-    }
-    if (n == 0) break;
-    for (int i = 0; i < n; i++) c->lengths[i] = (int32_t)c->msgs[i].msg_len;
-    napi_create_int32(env, n, &argv[0]);
-    if (napi_make_callback(env, c->async, receiver, callback, 1, argv, &result) != napi_ok) {
-      forward_exception(env);
-      break;
-    }
-    if (n < 0 || (uint32_t)n < c->slots) break;
-  }
-  napi_close_handle_scope(env, scope);
+/** The totals must be read before the socket goes. */
+static void pktcap_on_release(batch_rx_t *rx) {
+  read_statistics((pktcap_t *)rx);
 }
 
 /**
@@ -317,10 +180,8 @@ static int open_socket(unsigned ifindex, const struct sock_filter *code, size_t 
     *what = "setsockopt(SO_ATTACH_FILTER)";
     return -1;
   }
-  // Root (CAP_NET_ADMIN) may go past net.core.rmem_max; the caller reads back what it got.
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer, sizeof receive_buffer) != 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
-  }
+  // The caller reads back what it got.
+  set_buffer_size(fd, SO_RCVBUFFORCE, SO_RCVBUF, receive_buffer);
   int one = 1;
   if (flags & OPT_IGNORE_OUTGOING) setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one); // Linux ≥ 4.20
   struct sockaddr_ll addr;
@@ -360,37 +221,24 @@ static int open_socket(unsigned ifindex, const struct sock_filter *code, size_t 
 static napi_value pktcap_open(napi_env env, napi_callback_info info) {
   napi_value argv[9];
   if (!get_args(env, info, 9, argv)) return NULL;
+  batch_args_t batch = { argv[2], argv[4], argv[8], NULL, NULL, 0, 0, 0 };
   char device[IF_NAMESIZE + 1];
-  uint8_t *code, *arena;
+  uint8_t *code;
   size_t code_size, arena_size;
-  uint32_t slot_size, receive_buffer, flags, max_rounds;
-  if (!get_string(env, argv[0], device, sizeof device, "device") || !get_bytes(env, argv[1], &code, &code_size, "filter") ||
-      !get_bytes(env, argv[2], &arena, &arena_size, "arena") || !get_u32(env, argv[3], &slot_size, "slotSize") ||
-      !get_u32(env, argv[5], &receive_buffer, "receiveBuffer") || !get_u32(env, argv[6], &flags, "flags") ||
-      !get_u32(env, argv[7], &max_rounds, "maxRounds")) return NULL;
-  napi_typedarray_type type;
-  size_t slots;
+  uint32_t receive_buffer, flags;
   void *lengths;
-  bool is_typed = false;
-  napi_is_typedarray(env, argv[4], &is_typed);
-  if (!is_typed || napi_get_typedarray_info(env, argv[4], &type, &slots, &lengths, NULL, NULL) != napi_ok || type != napi_int32_array) {
-    napi_throw_type_error(env, NULL, "pktcap: lengths must be an Int32Array");
-    return NULL;
-  }
-  if (slot_size < 64 || slots == 0 || slots > 1024 || (size_t)slot_size * slots > arena_size || max_rounds == 0) {
-    napi_throw_range_error(env, NULL, "pktcap: the arena must hold 1-1024 slots of at least 64 bytes, one length each");
-    return NULL;
-  }
+  if (!get_string(env, argv[0], device, sizeof device, "device") || !get_bytes(env, argv[1], &code, &code_size, "filter") ||
+      !get_bytes(env, argv[2], &batch.arena, &arena_size, "arena") || !get_u32(env, argv[3], &batch.slot_size, "slotSize") ||
+      !get_u32(env, argv[5], &receive_buffer, "receiveBuffer") || !get_u32(env, argv[6], &flags, "flags") ||
+      !get_u32(env, argv[7], &batch.max_rounds, "maxRounds") ||
+      !get_typed_array(env, argv[4], napi_int32_array, 0, &lengths, &batch.slots, "pktcap: lengths must be an Int32Array") ||
+      !check_batch_args(env, &batch, arena_size)) return NULL;
+  batch.lengths = lengths;
   if (code_size == 0 || code_size % sizeof(struct sock_filter) != 0 || code_size / sizeof(struct sock_filter) > BPF_MAXINSNS - 8) {
     napi_throw_range_error(env, NULL, "pktcap: a filter is 1-4088 instructions of 8 bytes");
     return NULL;
   }
-  napi_valuetype kind;
-  napi_typeof(env, argv[8], &kind);
-  if (kind != napi_function) {
-    napi_throw_type_error(env, NULL, "pktcap: onBatch must be a function");
-    return NULL;
-  }
+  if (!get_function(env, argv[8], "pktcap: onBatch must be a function")) return NULL;
   unsigned ifindex = 0;
   if (device[0] != '\0') {
     ifindex = if_nametoindex(device);
@@ -402,70 +250,15 @@ static napi_value pktcap_open(napi_env env, napi_callback_info info) {
 
   const char *what = "";
   int fd = open_socket(ifindex, (const struct sock_filter *)code, code_size / sizeof(struct sock_filter),
-    receive_buffer > 0x7fffffff ? 0x7fffffff : (int)receive_buffer, flags, &what);
+    clamp_to_int(receive_buffer), flags, &what);
   if (fd < 0) {
     throw_errno(env, what, errno);
     return NULL;
   }
-  pktcap_t *c = calloc(1, sizeof *c);
-  if (c) {
-    c->msgs = calloc(slots, sizeof *c->msgs);
-    c->iovs = calloc(slots, sizeof *c->iovs);
-  }
-  if (!c || !c->msgs || !c->iovs) {
-    close(fd);
-    if (c) pktcap_free(c);
-    throw_errno(env, "pktcap", ENOMEM);
-    return NULL;
-  }
-  c->env = env;
-  c->fd = fd;
-  c->slots = (uint32_t)slots;
-  c->slot_size = slot_size;
-  c->max_rounds = max_rounds;
-  c->lengths = lengths;
-  for (size_t i = 0; i < slots; i++) {
-    c->iovs[i].iov_base = arena + i * slot_size;
-    c->iovs[i].iov_len = slot_size;
-    c->msgs[i].msg_hdr.msg_iov = &c->iovs[i];
-    c->msgs[i].msg_hdr.msg_iovlen = 1;
-  }
-  napi_value name;
-  napi_create_string_utf8(env, "tcpcopy:pktcap", NAPI_AUTO_LENGTH, &name);
-  napi_create_reference(env, argv[2], 1, &c->arena_ref);
-  napi_create_reference(env, argv[4], 1, &c->lengths_ref);
-  napi_create_reference(env, argv[8], 1, &c->callback_ref);
-  napi_async_init(env, NULL, name, &c->async);
-
-  uv_loop_t *loop;
-  napi_get_uv_event_loop(env, &loop);
-  int rc = uv_poll_init(loop, &c->poll, fd);
-  if (rc == 0) {
-    c->polling = 1;
-    c->poll.data = c;
-    rc = uv_poll_start(&c->poll, UV_READABLE, pktcap_readable);
-  }
-  if (rc != 0) {
-    pktcap_release(env, c);
-    c->finalized = 1; // nothing JS-side refers to it; freed once the poll handle is closed
-    if (!c->polling) pktcap_free(c);
-    throw_errno(env, "uv_poll_start", -rc);
-    return NULL;
-  }
-  napi_value out;
-  if (napi_create_external(env, c, pktcap_finalize, NULL, &out) != napi_ok) return NULL;
-  napi_type_tag_object(env, out, &PKTCAP_TAG);
-  return out;
-}
-
-static pktcap_t *get_pktcap(napi_env env, napi_value v) {
-  bool ok = false;
-  void *data = NULL;
-  if (napi_check_object_type_tag(env, v, &PKTCAP_TAG, &ok) != napi_ok || !ok || napi_get_value_external(env, v, &data) != napi_ok) {
-    napi_throw_type_error(env, NULL, "pktcap: not a capture handle");
-    return NULL;
-  }
-  return data;
+  // MSG_TRUNC: msg_len is the packet's real length even when the slot took only part of it. A
+  // POLLERR (device down or gone) with no socket error to take is reported as EIO.
+  pktcap_t *c = (pktcap_t *)batch_rx_open(env, sizeof *c, fd, &batch, MSG_TRUNC, -EIO, pktcap_on_release, "tcpcopy:pktcap", "pktcap");
+  return c ? batch_rx_wrap(env, &c->rx, &PKTCAP_TAG) : NULL;
 }
 
 // stats(handle, out: Float64Array(3)): kernel packets (queued + dropped), kernel drops, and the
@@ -473,33 +266,25 @@ static pktcap_t *get_pktcap(napi_env env, napi_value v) {
 static napi_value pktcap_stats(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
-  pktcap_t *c = get_pktcap(env, argv[0]);
+  pktcap_t *c = get_handle(env, argv[0], &PKTCAP_TAG);
   if (!c) return NULL;
-  napi_typedarray_type type;
   size_t n;
   void *data;
-  bool is_typed = false;
-  napi_is_typedarray(env, argv[1], &is_typed);
-  if (!is_typed || napi_get_typedarray_info(env, argv[1], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_float64_array || n < ST_COUNT) {
-    napi_throw_type_error(env, NULL, "pktcap: stats needs a Float64Array of 3");
-    return NULL;
-  }
+  if (!get_typed_array(env, argv[1], napi_float64_array, ST_COUNT, &data, &n, "pktcap: stats needs a Float64Array of 3")) return NULL;
   double *out = data;
-  if (!c->closed) read_statistics(c);
+  if (!c->rx.closed) read_statistics(c);
   out[ST_PACKETS] = c->packets;
   out[ST_DROPS] = c->drops;
   int rcvbuf = -1;
   socklen_t len = sizeof rcvbuf;
-  if (c->closed || getsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) != 0) rcvbuf = -1;
+  if (c->rx.closed || getsockopt(c->rx.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) != 0) rcvbuf = -1;
   out[ST_RCVBUF] = rcvbuf;
   return NULL;
 }
 
 static napi_value pktcap_close(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  pktcap_t *c = get_pktcap(env, argv[0]);
-  if (c) pktcap_release(env, c);
+  pktcap_t *c = get_handle_arg(env, info, &PKTCAP_TAG);
+  if (c) batch_rx_release(env, &c->rx);
   return NULL;
 }
 
