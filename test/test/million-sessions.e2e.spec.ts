@@ -222,7 +222,7 @@ describe('many short sessions through a live replay (200,000 here; npm run soak 
       note(`tcpcopy RSS (MiB) every second: ${r.rssBySecond.map((x) => mib(x, 0)).join(' ')} (peak ${mib(r.peak)}, -m ${LIMIT_MB})`);
       note(`memory guard: ${r.stderr.split('\n').filter((l) => /-m limit/.test(l)).map((l) => l.replace(/^tcpcopy: /, '')).slice(0, 6).join(' | ') || 'silent'}`);
       note(`tcpcopy: sessions ${e.sessionsCreated}, closed ${e.sessionsCompleted}, reset ${e.sessionsAborted} (handshake timeouts ${e.handshakeTimeouts}, ` +
-        `session timeouts ${e.sessionTimeouts}, replaced by a SYN ${e.sessionsReplacedBySyn}), faked handshakes ${e.sessionsFakedHandshake}, ` +
+        `session timeouts ${e.sessionTimeouts}), port reuses ${e.portReuses}, faked handshakes ${e.sessionsFakedHandshake}, ` +
         `refused for memory ${e.capturedRefusedMemory} packets; exit ${r.code}`);
     });
 
@@ -246,9 +246,9 @@ describe('many short sessions through a live replay (200,000 here; npm run soak 
       const e = r.summary.engine;
       expect(e.capturedRefusedMemory, 'packets of new connections refused for memory').to.be.greaterThan(0);
       expect(r.stderr, 'the guard\'s warning').to.match(/near the -m limit: new connections are not replayed/);
-      // Every session given up has its own reason (its handshake timed out, or its ports' next connection
-      // replaced it); none was cut by the guard or by the stop.
-      expect(e.sessionsAborted, 'sessions reset').to.equal(e.handshakeTimeouts + e.sessionTimeouts + e.sessionsReplacedBySyn);
+      // Every session given up has its own reason (its handshake or the session timed out); none was cut by the
+      // guard or by the stop.
+      expect(e.sessionsAborted, 'sessions reset').to.equal(e.handshakeTimeouts + e.sessionTimeouts);
       expect(e.handshakeTimeouts, 'sessions of the outage given up by their handshake timeout').to.be.greaterThan(0);
       // Whatever the outage lost was counted: given up (named in the summary) or refused for memory.
       const lost = r.phases.outage.online - r.phases.outage.target;

@@ -112,7 +112,6 @@ function resetReasons(e: ReplaySummary['engine']): Record<string, number> {
     'session timeout': e.sessionTimeouts,
     'reconnects given up': e.reconnectsGivenUp,
     'protocol refused': e.sessionsRefused,
-    'replaced by a new SYN': e.sessionsReplacedBySyn,
   };
 }
 

@@ -36,8 +36,9 @@ export function tcpcopyMetrics(read: () => ReplaySummary | null): Registry {
     [{ reason: 'session_timeout' }, s.engine.sessionTimeouts],
     [{ reason: 'reconnects_given_up' }, s.engine.reconnectsGivenUp],
     [{ reason: 'protocol_refused' }, s.engine.sessionsRefused],
-    [{ reason: 'replaced_by_new_syn' }, s.engine.sessionsReplacedBySyn],
   ], ['reason']);
+  counter('port_reuses_total', 'new client connections on the ports of a session still replaying (both replayed)',
+    (s) => s.engine.portReuses);
 
   counter('packets_sent_total', 'packets sent to the target', (s) => s.engine.packetsSent);
   counter('payload_sent_bytes_total', 'payload bytes sent to the target', (s) => s.engine.bytesSent);

@@ -7,7 +7,7 @@ const ENGINE_ZERO: EngineStats = {
   capturedRefusedMemory: 0, capturedSampledOut: 0, captureGaps: 0, captureGapBytes: 0, sessionsCreated: 0,
   sessionsFakedHandshake: 0, sessionsCompleted: 0, sessionsAborted: 0, sessionsReconstructed: 0, reconnectsGivenUp: 0,
   sessionsRefused: 0, handshakeTimeouts: 0, synsRefused: 0, sessionTimeouts: 0, idleTimeouts: 0, staleConnectionResets: 0,
-  sessionsReplacedBySyn: 0, portCollisionsAvoided: 0, packetsSent: 0, bytesSent: 0, retransmissions: 0,
+  portReuses: 0, portCollisionsAvoided: 0, packetsSent: 0, bytesSent: 0, retransmissions: 0,
   fastRetransmissions: 0, windowProbes: 0, repliesReceived: 0, repliesUnmatched: 0, idleReleases: 0, protocolFaults: 0,
 };
 

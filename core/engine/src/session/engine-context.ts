@@ -86,8 +86,11 @@ export class EngineStats {
   sessionTimeouts = 0;
   idleTimeouts = 0;
   staleConnectionResets = 0;
-  /** Sessions ended because their client sent a new SYN on the same ports (a new connection). */
-  sessionsReplacedBySyn = 0;
+  /**
+   * New connections on the ports of a session still replaying (the client reused its port before the target
+   * was done with the old one): the old session finishes on its own beside the new one.
+   */
+  portReuses = 0;
   portCollisionsAvoided = 0;
   packetsSent = 0;
   bytesSent = 0;
@@ -130,8 +133,7 @@ export interface EngineContext {
 
 /** Why a session could not finish. */
 export type UnfinishedReason =
-  | 'handshake timeout' | 'target refused' | 'session timeout' | 'reconnects given up' | 'protocol refused'
-  | 'replaced by a new connection';
+  | 'handshake timeout' | 'target refused' | 'session timeout' | 'reconnects given up' | 'protocol refused';
 
 /** Sessions that could not finish, named (the first ones), and how many more there were. */
 export interface UnfinishedSessions {

@@ -225,14 +225,15 @@ export class ReplayEngine implements EngineContext {
           if (copy === 0) this.stats.capturedDuplicates++;
           return;
         }
-        if (!session.finished) {
-          // The client reused its port while we still replay its previous connection: a new SYN is a new
-          // connection (its earlier one is over for the client), so the old session ends (an RST tells the target).
-          this.stats.sessionsReplacedBySyn++;
-          this.unfinished(session.describe(), 'replaced by a new connection');
-          session.abort(now);
+        if (session.finished) {
+          this.retire(session);
+        } else {
+          // The client reused its port while we still replay its previous connection (the target was slower,
+          // a reply was lost on its way back). That connection is over for the client, so everything of it was
+          // captured: the old session finishes it alone while the new one replays beside it on another port.
+          this.stats.portReuses++;
+          session.detached = true;
         }
-        this.retire(session);
       }
       session = this.create(srcIp, srcPort, dstIp, dstPort, transfer, copy, true, now);
       if (!session) return;
@@ -317,7 +318,7 @@ export class ReplayEngine implements EngineContext {
 
   private find(srcIp: number, srcPort: number, dstIp: number, dstPort: number, copy: number): Session | undefined {
     for (let s = this.byClient.first(srcIp, srcPort); s; s = this.byClient.next(s, srcIp, srcPort)) {
-      if (s.serverIp === dstIp && s.serverPort === dstPort && s.pass === this.pass && s.copy === copy) return s;
+      if (s.serverIp === dstIp && s.serverPort === dstPort && s.pass === this.pass && s.copy === copy && !s.detached) return s;
     }
     return undefined;
   }

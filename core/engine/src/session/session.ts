@@ -162,6 +162,11 @@ export class Session implements WheelEntry, DriverHost {
   private probing = false;
   /** The protocol refused the connection: its later packets are absorbed (see absorb()). */
   refused = false;
+  /**
+   * The client started a new connection on this session's ports: captured packets go to the new session,
+   * this one finishes what it captured (it stays in the reply index and on the timer wheel).
+   */
+  detached = false;
   /** Finished with both FINs exchanged: late FIN repeats get an ACK. */
   private closedCleanly = false;
 
