@@ -135,10 +135,12 @@ struct batch_rx {
   napi_env env;
   int fd;
   uv_poll_t poll;
-  int polling;   // poll handle initialised and not yet closed
+  uv_timer_t hold;    // with hold_ms: the pause after a wake-up that read packets
+  int handles;        // libuv handles initialised and not yet closed (the socket closes after the last)
   int closed;    // close() was called
   int finalized; // the JS handle is gone
   uint32_t slots, slot_size, max_rounds;
+  uint32_t hold_ms;   // 0: read on every readiness; else see batch_rx_readable
   int recv_flags;     // for recvmmsg, with MSG_DONTWAIT
   int bare_pollerr;   // the count a POLLERR with no socket error reports; 0: libuv's status
   void (*on_release)(batch_rx_t *rx); // before the socket closes; may be NULL
@@ -156,6 +158,7 @@ typedef struct {
   int32_t *lengths;
   size_t slots;
   uint32_t slot_size, max_rounds;
+  uint32_t hold_ms;
 } batch_args_t;
 
 /** 0 with a RangeError unless the arena holds 1-1024 slots of at least 64 bytes, one length each. */
@@ -173,11 +176,11 @@ static void batch_rx_free(batch_rx_t *rx) {
   free(rx); // the whole capture struct: rx is its first member
 }
 
-static void batch_rx_poll_closed(uv_handle_t *handle) {
+static void batch_rx_handle_closed(uv_handle_t *handle) {
   batch_rx_t *rx = handle->data;
+  if (--rx->handles > 0) return;
   close(rx->fd);
   rx->fd = -1;
-  rx->polling = 0;
   if (rx->finalized) batch_rx_free(rx);
 }
 
@@ -191,9 +194,13 @@ static void batch_rx_release(napi_env env, batch_rx_t *rx) {
   if (rx->async) napi_async_destroy(env, rx->async);
   rx->arena_ref = rx->lengths_ref = rx->callback_ref = NULL;
   rx->async = NULL;
-  if (rx->polling) {
+  if (rx->handles > 0) {
     uv_poll_stop(&rx->poll);
-    uv_close((uv_handle_t *)&rx->poll, batch_rx_poll_closed);
+    uv_close((uv_handle_t *)&rx->poll, batch_rx_handle_closed);
+    if (rx->hold_ms) {
+      uv_timer_stop(&rx->hold);
+      uv_close((uv_handle_t *)&rx->hold, batch_rx_handle_closed);
+    }
   } else if (rx->fd >= 0) {
     close(rx->fd);
     rx->fd = -1;
@@ -205,7 +212,7 @@ static void batch_rx_finalize(napi_env env, void *data, void *hint) {
   batch_rx_t *rx = data;
   rx->finalized = 1;
   batch_rx_release(env, rx);
-  if (!rx->polling) batch_rx_free(rx);
+  if (rx->handles == 0) batch_rx_free(rx);
 }
 
 static void batch_rx_readable(uv_poll_t *handle, int status, int events);
@@ -225,16 +232,15 @@ static int batch_rx_take_error(batch_rx_t *rx, int status) {
   return -err;
 }
 
-static void batch_rx_readable(uv_poll_t *handle, int status, int events) {
-  (void)events;
-  batch_rx_t *rx = handle->data;
-  if (rx->closed) return;
+/** Reads what the socket holds (up to max_rounds batches), each batch one call of the callback; the packets read. */
+static int batch_rx_drain(batch_rx_t *rx, int status) {
   napi_env env = rx->env;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return 0;
   napi_value callback, receiver, argv[1], result;
   napi_get_reference_value(env, rx->callback_ref, &callback);
   napi_get_global(env, &receiver);
+  int total = 0;
   for (uint32_t round = 0; round < rx->max_rounds && !rx->closed; round++) {
     int n;
     if (status < 0) {
@@ -252,9 +258,43 @@ static void batch_rx_readable(uv_poll_t *handle, int status, int events) {
       forward_exception(env);
       break;
     }
-    if (n < 0 || (uint32_t)n < rx->slots) break;
+    if (n < 0) break;
+    total += n;
+    if ((uint32_t)n < rx->slots) break;
   }
   napi_close_handle_scope(env, scope);
+  return total;
+}
+
+static void batch_rx_hold_over(uv_timer_t *timer);
+
+/**
+ * With hold_ms, a wake-up that read packets stops the poll for hold_ms: the packets that follow wait in
+ * the socket's buffer and are read together when the timer ends (one wake-up, one call into JavaScript,
+ * instead of one per packet at moderate rates). The poll comes back once a read finds nothing.
+ */
+static void batch_rx_hold(batch_rx_t *rx, int read) {
+  if (!rx->hold_ms || rx->closed) return;
+  if (read > 0) {
+    uv_poll_stop(&rx->poll);
+    uv_timer_start(&rx->hold, batch_rx_hold_over, rx->hold_ms, 0);
+  } else {
+    uv_poll_start(&rx->poll, UV_READABLE, batch_rx_readable);
+  }
+}
+
+static void batch_rx_hold_over(uv_timer_t *timer) {
+  batch_rx_t *rx = timer->data;
+  if (rx->closed) return;
+  batch_rx_hold(rx, batch_rx_drain(rx, 0));
+}
+
+static void batch_rx_readable(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  batch_rx_t *rx = handle->data;
+  if (rx->closed) return;
+  int read = batch_rx_drain(rx, status);
+  if (status >= 0) batch_rx_hold(rx, read);
 }
 
 /**
@@ -280,6 +320,7 @@ static batch_rx_t *batch_rx_open(napi_env env, size_t size, int fd, const batch_
   rx->slots = (uint32_t)a->slots;
   rx->slot_size = a->slot_size;
   rx->max_rounds = a->max_rounds;
+  rx->hold_ms = a->hold_ms;
   rx->recv_flags = recv_flags;
   rx->bare_pollerr = bare_pollerr;
   rx->on_release = on_release;
@@ -301,14 +342,19 @@ static batch_rx_t *batch_rx_open(napi_env env, size_t size, int fd, const batch_
   napi_get_uv_event_loop(env, &loop);
   int rc = uv_poll_init(loop, &rx->poll, fd);
   if (rc == 0) {
-    rx->polling = 1;
+    rx->handles = 1;
     rx->poll.data = rx;
+    if (rx->hold_ms) {
+      uv_timer_init(loop, &rx->hold); // cannot fail
+      rx->hold.data = rx;
+      rx->handles = 2;
+    }
     rc = uv_poll_start(&rx->poll, UV_READABLE, batch_rx_readable);
   }
   if (rc != 0) {
     batch_rx_release(env, rx);
-    rx->finalized = 1; // nothing JS-side refers to it; freed once the poll handle is closed
-    if (!rx->polling) batch_rx_free(rx);
+    rx->finalized = 1; // nothing JS-side refers to it; freed once its handles are closed
+    if (rx->handles == 0) batch_rx_free(rx);
     throw_errno(env, "uv_poll_start", -rc);
     return NULL;
   }

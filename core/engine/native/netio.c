@@ -4,7 +4,8 @@
 // device) with a classic BPF program attached, so only the transfers' packets are queued to it. A
 // uv_poll wakes us when it is readable; each recvmmsg fills up to `slots` fixed slots of ONE buffer
 // that JavaScript owns, and JavaScript is called once per recvmmsg with the count (lengths in an
-// Int32Array it owns too). Nothing is allocated per packet.
+// Int32Array it owns too). Nothing is allocated per packet. After a wake-up that read packets the poll
+// rests for holdMs (1 ms from JavaScript), so that what follows is read in one batch (batch_rx_hold).
 //
 // Send: an IPPROTO_RAW socket (IP_HDRINCL). Packets are copied into a bounded queue as the engine
 // writes them and go out with sendmmsg when JavaScript flushes (once per event-loop turn). When the
@@ -36,17 +37,19 @@ static const napi_type_tag SENDER_TAG = { 0x6e6574696f73656eULL, 0x6465723100000
 
 // ---- capture ----
 
-// captureOpen(arena: Buffer, slotSize, lengths: Int32Array, filter: Buffer | null, receiveBuffer, maxRounds, onBatch(count))
-// Packet i of a batch is at arena[i * slotSize], lengths[i] bytes; a negative count is -errno.
+// captureOpen(arena: Buffer, slotSize, lengths: Int32Array, filter: Buffer | null, receiveBuffer, maxRounds, onBatch(count),
+//             holdMs)
+// Packet i of a batch is at arena[i * slotSize], lengths[i] bytes; a negative count is -errno. holdMs: see batch_rx_hold.
 static napi_value capture_open(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  if (!get_args(env, info, 7, argv)) return NULL;
-  batch_args_t batch = { argv[0], argv[2], argv[6], NULL, NULL, 0, 0, 0 };
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv)) return NULL;
+  batch_args_t batch = { argv[0], argv[2], argv[6], NULL, NULL, 0, 0, 0, 0 };
   size_t arena_size;
   uint32_t receive_buffer;
   void *lengths;
   if (!get_bytes(env, argv[0], &batch.arena, &arena_size, "arena") || !get_u32(env, argv[1], &batch.slot_size, "slotSize") ||
       !get_u32(env, argv[4], &receive_buffer, "receiveBuffer") || !get_u32(env, argv[5], &batch.max_rounds, "maxRounds") ||
+      !get_u32(env, argv[7], &batch.hold_ms, "holdMs") ||
       !get_typed_array(env, argv[2], napi_int32_array, 0, &lengths, &batch.slots, "netio: lengths must be an Int32Array")) return NULL;
   batch.lengths = lengths;
   if (!check_batch_args(env, &batch, arena_size) || !get_function(env, argv[6], "netio: onBatch must be a function")) return NULL;

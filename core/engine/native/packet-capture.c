@@ -221,7 +221,7 @@ static int open_socket(unsigned ifindex, const struct sock_filter *code, size_t 
 static napi_value pktcap_open(napi_env env, napi_callback_info info) {
   napi_value argv[9];
   if (!get_args(env, info, 9, argv)) return NULL;
-  batch_args_t batch = { argv[2], argv[4], argv[8], NULL, NULL, 0, 0, 0 };
+  batch_args_t batch = { argv[2], argv[4], argv[8], NULL, NULL, 0, 0, 0, 0 };
   char device[IF_NAMESIZE + 1];
   uint8_t *code;
   size_t code_size, arena_size;

@@ -101,6 +101,34 @@ describe('raw socket capture and send (netio addon)', function () {
     expect(source!.describe()).to.match(/kernel filter of \d+ BPF instructions/);
   });
 
+  it('after a read the socket is held: packets sent during the hold come up together when it ends, none early', async () => {
+    source!.close();
+    source = new RawSocketLiveSource({ transfers: parseTransfers(`127.0.0.1:${PORT}-127.0.0.9:${PORT}`), holdMs: 60, warn: (m) => warnings.push(m) });
+    source.start({
+      handleCaptured: (pkt: TcpPacket) => {
+        seen.push({ dst: pkt.dstIp, dport: pkt.dstPort, seq: pkt.seq, payload: pkt.buf.toString('latin1', pkt.payload, pkt.end) });
+      },
+      flush: () => flushes++,
+    });
+    const first = packet('127.0.0.1', PORT, 1);
+    sink!.send(first, 0, first.length, LOOPBACK);
+    await until('the first packet captured', () => seen.length === 1);
+    const seenAt = performance.now();
+    const before = flushes;
+    // Three packets, each in a turn (and a sendmmsg) of its own, while the socket is held.
+    for (let i = 2; i <= 4; i++) {
+      const p = packet('127.0.0.1', PORT, i);
+      sink!.send(p, 0, p.length, LOOPBACK);
+      await turn();
+    }
+    await until('the held packets captured', () => seen.length === 4);
+    // A libuv timer never fires early: the hold began when the first packet was read, before it was seen.
+    expect(performance.now() - seenAt, 'ms from the first packet to the held ones').to.be.at.least(45);
+    expect(flushes - before, 'reads that brought the three held packets').to.equal(1);
+    expect(seen.map((s) => s.seq)).to.deep.equal([1, 2, 3, 4]);
+    expect(sink!.sendCalls, 'each held packet went in a sendmmsg of its own').to.equal(4);
+  });
+
   it('a packet the kernel refuses fails alone and is reported once; the rest of the batch goes', async () => {
     const before = Array.from({ length: 5 }, (_, i) => packet('127.0.0.1', PORT, i + 1));
     const after = Array.from({ length: 5 }, (_, i) => packet('127.0.0.1', PORT, i + 6));

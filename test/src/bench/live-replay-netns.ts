@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { netnsUnavailableReason, sleep, type Topology } from '../harness';
 import { cpuSeconds, rssBreakdown } from '../harness/live-load';
 import type { Figures } from './figures';
-import { runLiveScenario, type LiveRunResult } from './live-run';
+import { runLiveScenario, runPairedScenario, type LiveRunResult } from './live-run';
 import { comparisonTable, goalLines, medianOf } from './live-report';
 import type { LiveScenario } from './live-scenarios';
 import { createLiveTestbed } from './live-testbed';
@@ -25,6 +25,8 @@ export interface LiveOptions {
   repeat: number;
   /** Print the table as Markdown too (for docs/benchmarks.md). */
   markdown: boolean;
+  /** Both builds' tcpcopy at once on the same load (runPairedScenario), for the other build being ours too. */
+  paired?: boolean;
 }
 
 export async function liveReplayNetns(figures: Figures, opts: LiveOptions): Promise<void> {
@@ -46,6 +48,19 @@ export async function liveReplayNetns(figures: Figures, opts: LiveOptions): Prom
       for (const [i, scenario] of opts.scenarios.entries()) {
         // Alternate which build goes first, by scenario and by repetition.
         const order = (rep + i) % 2 === 0 ? builds : [...builds].reverse();
+        if (opts.paired && order.length === 2) {
+          try {
+            const rs = await runPairedScenario(bed, [order[0], order[1]], scenario, `r${rep}paired_${scenario.name}`);
+            for (const r of rs) {
+              results.push(r);
+              noteRun(figures, r, rep);
+            }
+          } catch (err) {
+            failed.push(`${scenario.name}/paired#${rep + 1}`);
+            console.error(`!!!!! live ${scenario.name} paired #${rep + 1} failed: ${(err as Error)?.stack ?? err}`);
+          }
+          continue;
+        }
         for (const build of order) {
           const label = `${scenario.name}/${build.label}#${rep + 1}`;
           try {

@@ -44,23 +44,38 @@ const PORT_FIRST = 10_000;
 const PORT_COUNT = 50_000;
 
 export async function runLiveScenario(bed: LiveTestbed, build: ToolBuild, scenario: LiveScenario, runTag: string, interceptBufferMiB?: number): Promise<LiveRunResult> {
+  return (await runLive(bed, build, [build], scenario, runTag, interceptBufferMiB))[0];
+}
+
+/**
+ * Both builds' tcpcopy at once on the same capture (the second with -f 1, so their fake client ports differ)
+ * through one intercept of `builds[0]`: the same load, the same moment, the same noise from the machine, so
+ * their CPU per request compares better than in runs one after the other. The target gets every request twice;
+ * loss is counted against both replays together, and intercept's CPU is the shared intercept's.
+ */
+export async function runPairedScenario(bed: LiveTestbed, builds: readonly [ToolBuild, ToolBuild], scenario: LiveScenario, runTag: string): Promise<LiveRunResult[]> {
+  return runLive(bed, builds[0], builds, scenario, runTag);
+}
+
+async function runLive(bed: LiveTestbed, interceptBuild: ToolBuild, builds: readonly ToolBuild[], scenario: LiveScenario, runTag: string,
+  interceptBufferMiB?: number): Promise<LiveRunResult[]> {
   const onlineCount = new TaggedLineCounter(bed.online.accessLogFile, runTag);
   const targetCount = new TaggedLineCounter(bed.target.accessLogFile, runTag);
   const targetBefore = describeTargetState(await readTargetState(bed.topo));
-  const intercept = await startInterceptOf(build, bed.topo, bed.plan, interceptBufferMiB);
-  let tcpcopy: RunningTool | undefined;
+  const intercept = await startInterceptOf(interceptBuild, bed.topo, bed.plan, interceptBufferMiB);
+  const tcpcopys: RunningTool[] = [];
   try {
     const startRss = rssBreakdown(intercept.pid);
-    tcpcopy = await startTcpcopyOf(build, bed.topo, bed.plan);
-    const before = { tcpcopy: cpuSeconds(tcpcopy.pid), intercept: cpuSeconds(intercept.pid) };
+    for (const [i, build] of builds.entries()) tcpcopys.push(await startTcpcopyOf(build, bed.topo, bed.plan, i > 0 ? ['-f', String(i)] : []));
+    const before = { tcpcopy: tcpcopys.map((t) => cpuSeconds(t.pid)), intercept: cpuSeconds(intercept.pid) };
     const load = scenario.kind === 'paced' ? await pacedLoad(bed, scenario, runTag) : await heldLoad(bed, scenario, runTag);
     const started = Date.now();
-    await settle(() => targetCount.count(), () => onlineCount.count());
+    await settle(() => targetCount.count(), () => onlineCount.count() * builds.length);
     const settledMs = Date.now() - started;
     const onlineN = onlineCount.count();
     const targetN = targetCount.count();
-    // Read while both still run: a process that died under load has no /proc entry left.
-    const survived = !tcpcopy.proc.exitStatus() && !intercept.proc.exitStatus();
+    // Read while all still run: a process that died under load has no /proc entry left.
+    const survived = tcpcopys.every((t) => !t.proc.exitStatus()) && !intercept.proc.exitStatus();
     const read = <T>(f: () => T, fallback: T): T => {
       try {
         return f();
@@ -68,13 +83,13 @@ export async function runLiveScenario(bed: LiveTestbed, build: ToolBuild, scenar
         return fallback;
       }
     };
-    const after = { tcpcopy: read(() => cpuSeconds(tcpcopy!.pid), NaN), intercept: read(() => cpuSeconds(intercept.pid), NaN) };
-    const rss = { tcpcopy: read(() => peakRssBytes(tcpcopy!.pid), NaN), intercept: read(() => peakRssBytes(intercept.pid), NaN) };
-    const tcpcopyWords = await tcpcopy.stop();
-    tcpcopy = undefined;
+    const after = { tcpcopy: tcpcopys.map((t) => read(() => cpuSeconds(t.pid), NaN)), intercept: read(() => cpuSeconds(intercept.pid), NaN) };
+    const rss = { tcpcopy: tcpcopys.map((t) => read(() => peakRssBytes(t.pid), NaN)), intercept: read(() => peakRssBytes(intercept.pid), NaN) };
+    const tcpcopyWords: string[] = [];
+    while (tcpcopys.length) tcpcopyWords.push(await tcpcopys.shift()!.stop());
     const interceptWords = await intercept.stop();
     const per10k = (s: number) => (load.sent > 0 ? (s / load.sent) * 10_000 : NaN);
-    return {
+    return builds.map((build, i) => ({
       scenario: scenario.name,
       build: build.label,
       sent: load.sent,
@@ -82,22 +97,22 @@ export async function runLiveScenario(bed: LiveTestbed, build: ToolBuild, scenar
       loadErrors: load.errors,
       onlineN,
       targetN,
-      loss: load.sent > 0 ? 1 - targetN / load.sent : NaN,
+      loss: load.sent > 0 ? 1 - targetN / (load.sent * builds.length) : NaN,
       rate: load.elapsedMs > 0 ? load.ok / (load.elapsedMs / 1000) : NaN,
-      tcpcopyCpuPer10k: per10k(after.tcpcopy - before.tcpcopy),
+      tcpcopyCpuPer10k: per10k(after.tcpcopy[i] - before.tcpcopy[i]),
       interceptCpuPer10k: per10k(after.intercept - before.intercept),
-      tcpcopyPeakRssMiB: rss.tcpcopy / 2 ** 20,
+      tcpcopyPeakRssMiB: rss.tcpcopy[i] / 2 ** 20,
       interceptPeakRssMiB: rss.intercept / 2 ** 20,
       interceptStartRssMiB: (startRss.anon + startRss.file + startRss.shmem) / 2 ** 20,
       settledMs,
       survived,
-      tcpcopyWords,
+      tcpcopyWords: tcpcopyWords[i],
       interceptWords,
       loadNote: load.note,
       targetBefore,
-    };
+    }));
   } finally {
-    await tcpcopy?.stop().catch(() => undefined);
+    for (const t of tcpcopys) await t.stop().catch(() => undefined);
     await intercept.stop().catch(() => undefined);
   }
 }

@@ -80,7 +80,9 @@ export async function startInterceptOf(build: ToolBuild, topo: Topology, plan: R
     return { proc, pid: proc.pid, stop: async () => (await proc.stop('SIGTERM', 5000), `${cCounters(readTail(log), 'intercept')}; ${cTrouble(log)}`) };
   }
   const args = ['-i', iface, '-F', filter, ...(bufferMiB !== undefined ? ['-B', String(bufferMiB)] : [])];
-  const proc = build.intercept ? topo.spawn('assistant', build.intercept, args) : topo.spawn('assistant', process.execPath, [INTERCEPT_BIN, ...args]);
+  // TCPE_INTERCEPT_NODE_ARGS: node flags for our intercept only (e.g. --cpu-prof), as TCPE_TCPCOPY_NODE_ARGS for tcpcopy.
+  const nodeArgs = (process.env.TCPE_INTERCEPT_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = build.intercept ? topo.spawn('assistant', build.intercept, args) : topo.spawn('assistant', process.execPath, [...nodeArgs, INTERCEPT_BIN, ...args]);
   await waitForStart(proc, /listening on/, 'stdout', `${build.label} intercept`);
   return {
     proc,
@@ -94,8 +96,8 @@ export async function startInterceptOf(build: ToolBuild, topo: Topology, plan: R
 }
 
 /** tcpcopy on the online host capturing live (each flavour's default capture: a raw socket). */
-export async function startTcpcopyOf(build: ToolBuild, topo: Topology, plan: ReplayPlan): Promise<RunningTool> {
-  const common = ['-x', `${plan.port}-${plan.target}:${plan.port}`, '-s', plan.assistant, '-c', plan.fakeClients];
+export async function startTcpcopyOf(build: ToolBuild, topo: Topology, plan: ReplayPlan, extra: string[] = []): Promise<RunningTool> {
+  const common = ['-x', `${plan.port}-${plan.target}:${plan.port}`, '-s', plan.assistant, '-c', plan.fakeClients, ...extra];
   if (build.kind === 'c') {
     const log = freshFile(topo, `c-tcpcopy.log`);
     const proc = topo.spawn('online', build.tcpcopy!, [...common, '-l', log]);

@@ -89,6 +89,8 @@ export interface RawSocketLiveSourceOptions {
   receiveBuffer?: number;
   /** -x: with them, a kernel filter (BPF) passes only their client packets; without, every inbound TCP segment comes up. */
   transfers?: readonly BpfTransfer[];
+  /** After a read, how long the socket is left to fill before the next one (RawCaptureOptions.holdMs). */
+  holdMs?: number;
   now?: () => number;
   warn?: (message: string) => void;
 }
@@ -127,7 +129,7 @@ export class RawSocketLiveSource implements LiveSource {
       this.filterLength = program.length;
       filter = encodeBpfProgram(program);
     }
-    const capture = (this.capture = new RawCapture({ filter, receiveBuffer: this.opts.receiveBuffer, onError: this.opts.warn }));
+    const capture = (this.capture = new RawCapture({ filter, receiveBuffer: this.opts.receiveBuffer, holdMs: this.opts.holdMs, onError: this.opts.warn }));
     const decoder = this.decoder;
     capture.start((slots, lengths, count) => {
       // One clock reading per batch: its packets were all queued by the time recvmmsg ran.

@@ -15,6 +15,8 @@ export interface NetioAddon {
     receiveBuffer: number,
     maxRounds: number,
     onBatch: (count: number) => void,
+    /** After a wake-up that read packets, read again only this many ms later (0: at every readiness). */
+    holdMs: number,
   ): NetioHandle;
   captureFd(handle: NetioHandle): number;
   captureClose(handle: NetioHandle): void;
