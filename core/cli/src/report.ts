@@ -70,6 +70,21 @@ export interface TcpcopyReport {
   unfinished: ReplaySummary['unfinished'];
 }
 
+/** The report of a replay that could not start (end "failed"): what was asked, and why it failed. */
+export interface TcpcopyFailureReport {
+  report_version: number;
+  tool: TcpcopyReport['tool'];
+  command_line: string[];
+  options: Record<string, unknown>;
+  started_at: string;
+  ended_at: string;
+  duration_s: number;
+  end: 'failed';
+  exit_code: number;
+  /** The one line tcpcopy printed. */
+  error: string;
+}
+
 /** What the command knows besides the counters. */
 export interface ReportRun {
   /** tcpcopy's arguments (without node and the script). */
@@ -80,6 +95,24 @@ export interface ReportRun {
   startedAt: Date;
   endedAt: Date;
   exitCode: number;
+}
+
+/** The report of a replay that failed before it ran (the intercept unreachable, a capture that cannot open, ...). */
+export function buildFailureReport(run: ReportRun, error: string): TcpcopyFailureReport {
+  return { ...reportHeader(run), end: 'failed', exit_code: run.exitCode, error };
+}
+
+/** What every report starts with: the tool, what it was asked, and when. */
+function reportHeader(run: ReportRun) {
+  return {
+    report_version: REPORT_VERSION,
+    tool: { name: 'tcpcopy' as const, version: CLI_VERSION, node: process.version, host: os.hostname() },
+    command_line: maskSecrets(run.argv),
+    options: reportedOptions(run.replay, run.offline),
+    started_at: run.startedAt.toISOString(),
+    ended_at: run.endedAt.toISOString(),
+    duration_s: Math.round(run.endedAt.getTime() - run.startedAt.getTime()) / 1000,
+  };
 }
 
 export function buildReport(summary: ReplaySummary, run: ReportRun): TcpcopyReport {
@@ -94,13 +127,7 @@ export function buildReport(summary: ReplaySummary, run: ReportRun): TcpcopyRepo
     protocol.latency_ms = { online: { ...r.latencyMs.online }, target: { ...r.latencyMs.target } };
   }
   return {
-    report_version: REPORT_VERSION,
-    tool: { name: 'tcpcopy', version: CLI_VERSION, node: process.version, host: os.hostname() },
-    command_line: maskSecrets(run.argv),
-    options: reportedOptions(run.replay, run.offline),
-    started_at: run.startedAt.toISOString(),
-    ended_at: run.endedAt.toISOString(),
-    duration_s: Math.round((run.endedAt.getTime() - run.startedAt.getTime())) / 1000,
+    ...reportHeader(run),
     end: summary.end ?? 'stopped',
     exit_code: run.exitCode,
     connections: {
@@ -126,7 +153,7 @@ export function buildReport(summary: ReplaySummary, run: ReportRun): TcpcopyRepo
  * Writes the report to `file` atomically: a temporary file in the same directory, flushed to disk,
  * then renamed over `file`. Throws with the system's error code on failure (the temporary file removed).
  */
-export function writeReport(file: string, report: TcpcopyReport): void {
+export function writeReport(file: string, report: TcpcopyReport | TcpcopyFailureReport): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   try {
     const fd = fs.openSync(tmp, 'w', 0o644);
@@ -241,7 +268,7 @@ function reportedOptions(o: ReplayOptions, offline: boolean): Record<string, unk
 }
 
 /** writeReport, a failure told through `warn` (the replay's outcome stands; only its record is missing). */
-export function saveReport(file: string, report: TcpcopyReport, warn: (message: string) => void): boolean {
+export function saveReport(file: string, report: TcpcopyReport | TcpcopyFailureReport, warn: (message: string) => void): boolean {
   try {
     writeReport(file, report);
     return true;

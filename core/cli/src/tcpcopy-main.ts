@@ -7,7 +7,7 @@ import { dropPrivileges } from './privileges';
 import { checkPidFile, daemonChildEnv, daemonize, fail, openLog, removePidFile, UsageError, writePidFile, type Logger } from './process-control';
 import type { MetricsServer } from './metrics';
 import { RateMeter, replayStatus, startStatusLine, statusIntervalSeconds, TerminalStatus } from './status-line';
-import { buildReport, saveReport, type TcpcopyReport } from './report';
+import { buildFailureReport, buildReport, saveReport, type TcpcopyReport } from './report';
 import { formatEndSummary } from './summary-format';
 import { tcpcopyDoctor } from './doctor/tcpcopy-doctor';
 import { COMMAND, parseTcpcopyArgs } from './tcpcopy-options';
@@ -36,10 +36,18 @@ export async function main(argv: string[]): Promise<void> {
   // Started once the replay runs (in ready()); typed so that TypeScript does not take it for null for good.
   let status = null as { stop(): void } | null;
   let metrics: MetricsServer | null = null;
+  /** Once the arguments parse: where the report goes, and what it says of a replay that fails to start. */
+  let reportOnFailure: ((error: string, exitCode: number) => void) | null = null;
 
   try {
     const args = parseTcpcopyArgs(argv);
     if (!args) process.exit(0); // --help or --version: commander printed it
+    const startedAt = new Date();
+    if (args.reportFile) {
+      const file = args.reportFile;
+      reportOnFailure = (error, exitCode) => saveReport(file, buildFailureReport(
+        { argv, replay: args.replay, offline: args.offline, startedAt, endedAt: new Date(), exitCode }, error), (message) => log('warn', message));
+    }
     if (args.secretOnCommandLine) hideSecretFromTitle(COMMAND, argv);
     if (args.daemon && !daemonChild) {
       if (args.secretOnCommandLine) process.stderr.write(`${COMMAND}: ${commandLineSecretWarning(COMMAND)}\n`);
@@ -110,7 +118,6 @@ export async function main(argv: string[]): Promise<void> {
       process.on('SIGTERM', () => stopper.abort());
     };
 
-    const startedAt = new Date();
     const summary = await replay({
       ...args.replay,
       warn,
@@ -129,6 +136,7 @@ export async function main(argv: string[]): Promise<void> {
     status?.stop();
     const code = exitCode(summary, args.offline);
     const endReport = buildReport(summary, { argv, replay: args.replay, offline: args.offline, startedAt, endedAt: new Date(), exitCode: code });
+    reportOnFailure = null; // the replay ran: its report is the one below
     if (args.reportFile) saveReport(args.reportFile, endReport, (message) => log('warn', message));
     printEndOfRun(summary, endReport, args.summary, args.reportFile, log);
     if (summary.end === 'memory') log('warn', `stopped at the -m limit of ${args.memoryLimitMb} MB (raise -m, or lower -n)`);
@@ -140,7 +148,11 @@ export async function main(argv: string[]): Promise<void> {
     await metrics?.close();
     removePidFile(pidFile);
     // Bad input, or an environment that does not allow the replay: one line, exit 2. Anything else is a bug.
-    if (err instanceof UsageError || err instanceof ReplayError) startupFailure(err.message, EXIT_USAGE);
+    if (err instanceof UsageError || err instanceof ReplayError) {
+      reportOnFailure?.(err.message, EXIT_USAGE);
+      startupFailure(err.message, EXIT_USAGE);
+    }
+    reportOnFailure?.(`internal error: ${(err as Error)?.message ?? err}`, 1);
     log('warn', `internal error: ${(err as Error)?.stack ?? err}`);
     process.exit(1);
   }

@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildReport, maskSecrets, saveReport, writeReport, type ReportRun, type TcpcopyReport } from '../src/report';
+import { buildFailureReport, buildReport, maskSecrets, saveReport, writeReport, type ReportRun, type TcpcopyReport } from '../src/report';
 import { formatEndSummary } from '../src/summary-format';
 import { parseTcpcopyArgs } from '../src/tcpcopy-options';
 import { runCommand } from './support/commands';
@@ -117,6 +117,19 @@ describe('tcpcopy --report', () => {
       expect(broken((r) => (r.protocol.latency_ms.online.p50 = null))).to.equal(false);
     });
 
+    it('of a replay that could not start: end failed, the error, no counters, and the schema holds it to that', () => {
+      const r = buildFailureReport(runOf({ exitCode: 2 }), 'cannot connect to intercept at 127.0.0.1:9: refused (is intercept running?)');
+      expectValid(r);
+      expect(r).to.include({ end: 'failed', exit_code: 2, report_version: 1, duration_s: 2.25 });
+      expect(r.error).to.match(/^cannot connect to intercept/);
+      expect(r.options).to.include({ mode: 'offline', protocol: 'http' });
+      expect(Object.keys(r)).to.not.include.members(['connections', 'engine']);
+      // Counters with end failed, or an error with a replay that ran, are refused.
+      expect(validate({ ...r, connections: buildReport(httpSummary(), runOf()).connections })).to.equal(false);
+      expect(validate({ ...r, error: undefined })).to.equal(false);
+      expect(validate({ ...buildReport(httpSummary(), runOf()), error: 'x' })).to.equal(false);
+    });
+
     it('masks passwords and secrets in the command line and the protocol options', () => {
       expect(maskSecrets(['--mysql-user', 'app:s3cret', '--mysql-user=ro:pw2', '--protocol-opt', 'password=x', '--protocol-opt=user=a:b',
         '--secret', 'k', '--protocol-opt', 'default-user=app', '-i', 'f.pcap'])).to.deep.equal([
@@ -188,6 +201,21 @@ describe('tcpcopy --report', () => {
     it('refuses a path whose directory does not exist, or a directory', () => {
       expect(() => parseTcpcopyArgs([...base, '--report', path.join(dir, 'nope', 'r.json')])).to.throw(/--report .*: directory .*nope does not exist \(create it/);
       expect(() => parseTcpcopyArgs([...base, '--report', dir])).to.throw(/--report .*: that is a directory \(give a file name\)/);
+    });
+
+    it('the real command: a replay that cannot start (nothing listens at -s) still writes its report, end failed, exit 2', function () {
+      if (typeof process.getuid === 'function' && process.getuid() !== 0) return this.skip(); // the raw send socket needs root
+      const file = path.join(dir, 'r.json');
+      const pcap = path.join(ROOT, 'core/engine/test/fixtures/eth-us.pcap');
+      const r = runCommand('tcpcopy', ['-i', pcap, '-x', '80-198.51.100.30:80', '-s', '127.0.0.1:9', '--report', file]);
+      expect(r.code, r.stderr).to.equal(2);
+      const lines = r.stderr.split('\n').filter(Boolean);
+      expect(lines, r.stderr).to.have.length(1);
+      const report = JSON.parse(fs.readFileSync(file, 'utf8'));
+      expectValid(report);
+      expect(report).to.include({ end: 'failed', exit_code: 2 });
+      expect(`tcpcopy: ${report.error}`).to.equal(lines[0]);
+      expect(report.error).to.match(/127\.0\.0\.1:9/);
     });
 
     it('the real command: a missing directory is one line on stderr and exit 2, before anything is opened', () => {
