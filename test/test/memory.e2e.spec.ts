@@ -4,9 +4,9 @@
 //     the online nginx, which cannot answer them) while the target never answers (its route to the fake clients
 //     is a blackhole), with a small -m: tcpcopy's RSS (VmRSS every second) stays under -m and flat, new sessions
 //     are refused near the limit and counted (capturedRefusedMemory), the sessions taken end on their own
-//     (handshake timeout), each unanswered session gets what TCP would send in 5 s (at most 3 SYNs, 1 s then
-//     2 s apart, and 1 RST; from a capture of tcpcopy's output on the online host's interface), and once the
-//     flood is over new connections are replayed again;
+//     (handshake timeout, 7 s with --syn-retries 2, so that the test drains in seconds), each unanswered session gets
+//     what TCP would send (at most 3 SYNs, 1 s then 2 s apart, and 1 RST; from a capture of tcpcopy's output on the
+//     online host's interface), and once the flood is over new connections are replayed again;
 //  2. 10,000 concurrent keep-alive connections (test/src/soak/hold-conns.ts), each sending 3 requests over
 //     time: every request reaches the target, on 10,000 target connections; tcpcopy's peak RSS is printed.
 import { expect } from 'chai';
@@ -54,8 +54,8 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
     const LIMIT_MB = 150;
     const FLOOD_RATE = 10_000;
     const FLOOD_S = 30;
-    /** tcpcopy's handshake timeout (5 s) + linger (2 s) + a margin: every session taken has ended by then. */
-    const DRAIN_MS = 9000;
+    /** tcpcopy's handshake timeout (7 s with --syn-retries 2) + linger (2 s) + a margin: every session taken has ended by then. */
+    const DRAIN_MS = 11_000;
 
     let topo: Topology;
     let target: NginxHandle;
@@ -93,7 +93,7 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
       cap = await startTcpdump(topo, 'online', topo.hosts.online.iface, path.join(topo.workdir, 'tcpcopy-out.pcap'), `tcp and src net ${FAKE_NET} and dst host ${TARGET}`,
         { bufferKiB: 131072 });
       // -v: the memory guard's messages must not be hidden by the warning budget (the test waits for them).
-      tcpcopy = await startLiveTcpcopy(topo, [...REPLAY, '-m', String(LIMIT_MB), '--stats-interval', '1', '-v']);
+      tcpcopy = await startLiveTcpcopy(topo, [...REPLAY, '-m', String(LIMIT_MB), '--stats-interval', '1', '-v', '--syn-retries', '2']);
       const pid = tcpcopy.proc.pid;
       const sampler = new RssSampler(pid, 1000);
       let stopping = false;
@@ -152,7 +152,7 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
       note(
         `tcpcopy ${Number.isNaN(r.diedAt) ? 'ran to the end' : `EXITED by itself ${r.diedAt.toFixed(1)} s into the flood`} (exit ${r.exitedBy?.code}, end ${r.summary?.end}); ` +
           `sessions ${e.sessionsCreated}, handshake timeouts ${e.handshakeTimeouts}, aborted ${e.sessionsAborted}, port reuses ${e.portReuses}; ` +
-          `packets refused for memory ${e.capturedRefusedMemory}; sent ${e.packetsSent} packets (${(e.packetsSent / e.sessionsCreated).toFixed(2)} per session)`,
+          `packets refused for memory ${e.capturedRefusedMemory}; sent ${e.packetsSent} packets (${(e.packetsSent / e.sessionsCreated).toFixed(2)} per session); output ${JSON.stringify(r.summary?.output)}`,
       );
       note(`after the flood: ${r.after.online} requests online, ${r.after.target} replayed`);
       note(`memory warnings: ${r.stderr.split('\n').filter((l) => /memory|-m limit/.test(l)).map((l) => l.replace(/^tcpcopy: /, '')).join(' | ') || 'none'}`);

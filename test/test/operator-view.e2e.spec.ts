@@ -216,7 +216,7 @@ describe('the operator\'s view: metrics, status line, JSON logs (live replay in 
 
   it('on a terminal: the status line is redrawn in place and log lines are written above it', async () => {
     // script gives tcpcopy a pty; exec makes tcpcopy script's child, so its PID is known and SIGTERM reaches it alone.
-    const command = `exec ${process.execPath} ${TCPCOPY_BIN} -i ${topo.hosts.online.iface} -s 198.51.100.40 -x 80-${TARGET}:80,8080-${TARGET}:81 -c 203.0.113.x -f 2 --stats-interval 0.2 --summary json`;
+    const command = `exec ${process.execPath} ${TCPCOPY_BIN} -i ${topo.hosts.online.iface} -s 198.51.100.40 -x 80-${TARGET}:80,8080-${TARGET}:81 -c 203.0.113.x -f 2 --stats-interval 0.2 --summary json --syn-retries 1`;
     const term = topo.spawn('online', 'script', ['-qfec', command, '/dev/null'], { env: { COLUMNS: '300', TERM: 'xterm' } });
     try {
       await term.waitFor(/replaying /, { timeoutMs: 10_000 });
@@ -224,7 +224,7 @@ describe('the operator\'s view: metrics, status line, JSON logs (live replay in 
       await settledCount(() => count(target, 'tty'));
       expect(await eventually(() => /\r\x1b\[2K[\d.]+ s; sessions 60: 0 active/.test(term.stdout()), 5000), JSON.stringify(term.stdout().slice(-500))).to.equal(true);
       // A warning while the line is shown: one connection to a port nothing listens on at the target (81), whose RSTs
-      // intercept (-F src port 80) does not return: no handshake for 5 s. The client's SYN is refused online too, but
+      // intercept (-F src port 80) does not return: no handshake for 3 s (--syn-retries 1). The client's SYN is refused online too, but
       // the raw socket captured it.
       await topo.exec('client', process.execPath, ['-e', `require('net').connect(8080, '198.51.100.20').on('error', () => undefined)`]);
       await term.waitFor(/no handshake with the target .*\r\n[\d.]+ s; sessions 61:/, { timeoutMs: 15_000 });

@@ -88,6 +88,7 @@ export function buildCommand(): Command {
     .option('-W, --no-wait', 'send each request without waiting for the target\'s response to the previous one')
     .option('-O, --only-full', 'replay only connections whose handshake was captured (no faked handshakes)')
     .option('-t, --session-timeout <s>', 'give a session up when the target owes an answer this long', number('-t', 1, 86_400, false), 120)
+    .option('--syn-retries <n>', 'SYNs sent again to a silent target before a session is given up, 1, 2, 4... s apart (as net.ipv4.tcp_syn_retries): 4 gives up after 31 s, 2 after 7 s', number('--syn-retries', 0, 6), 4)
     .option('-k, --keepalive-timeout <s>', 'close a session idle this long (default: -t + 120)', number('-k', 1, 864_000, false))
     .option('-M, --mtu <bytes>', 'largest IP packet sent to the target; bigger captured segments are split', number('-M', 68, 65535), 1500)
     .option('-D, --mss <bytes>', 'MSS offered in faked handshakes', number('-D', 64, 65495), 1460)
@@ -181,6 +182,8 @@ export function parseTcpcopyArgs(argv: string[]): TcpcopyInvocation | null {
     protocolNames: BUILT_IN_PROTOCOLS,
     engine: {
       sessionTimeoutMs: o.sessionTimeout * 1000,
+      // Given up when the next SYN would go: after 1 + 2 + ... + 2^n s.
+      handshakeTimeoutMs: (2 ** (o.synRetries + 1) - 1) * 1000,
       keepaliveTimeoutMs: (o.keepaliveTimeout ?? o.sessionTimeout + 120) * 1000,
       idleReleaseMs: o.gateIdle ?? o.idleRelease,
       mtu: o.mtu,

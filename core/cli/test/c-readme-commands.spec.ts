@@ -208,6 +208,13 @@ describe('the C tool\'s documented command lines, on our commands', () => {
       }
     }
 
+    it('--syn-retries N (as net.ipv4.tcp_syn_retries): SYNs 1, 2, 4... s apart, given up when the next would go', () => {
+      const base = ['-x', '80-61.135.233.160:8080', '-s', '61.135.233.161'];
+      expect(parseTcpcopyArgs(base)!.replay.engine?.handshakeTimeoutMs, 'default: 4 retries').to.equal(31_000);
+      expect(parseTcpcopyArgs([...base, '--syn-retries', '2'])!.replay.engine?.handshakeTimeoutMs).to.equal(7000);
+      expect(parseTcpcopyArgs([...base, '--syn-retries', '0'])!.replay.engine?.handshakeTimeoutMs).to.equal(1000);
+    });
+
     it('-v among other options still means --verbose (scripts written for our earlier -v keep working)', () => {
       const base = ['-x', '80-61.135.233.160:8080', '-s', '61.135.233.161'];
       expect(parseTcpcopyArgs([...base, '-v'])!.verbose).to.equal(true);

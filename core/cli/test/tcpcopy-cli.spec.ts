@@ -153,6 +153,10 @@ describe('tcpcopy command', function () {
       expectUserError(run(args({ '--gate-idle': '0' })), /^tcpcopy: --gate-idle 0: expected a whole number from 1 to 600000/);
     });
 
+    it('--syn-retries out of range', () => {
+      expectUserError(run(args({ '--syn-retries': '7' })), /^tcpcopy: --syn-retries 7: expected a whole number from 0 to 6/);
+    });
+
     it('--mysql-user without --protocol mysql, and one without a password', () => {
       expectUserError(run(args({}, ['--mysql-user', 'app:pw'])), /^tcpcopy: --mysql-user applies only to --protocol mysql/);
       expectUserError(run(args({ '--protocol': 'mysql' }, ['--mysql-user', 'app'])), /^tcpcopy: protocol "mysql" rejected its options: user=app: expected user:password/);

@@ -221,11 +221,11 @@ describe('tcpcopy command, offline', function () {
   },
 };\n`);
       await intercept(port);
-      // The target never answers: every session ends in a handshake timeout (5 s), an engine warning each.
-      const r = await tcpcopy(['-i', file, '-s', `127.0.0.1:${port}`, '--protocol', chatty, '--tail-timeout', '20'], 40_000).done;
+      // The target never answers: every session ends in a handshake timeout (3 s with --syn-retries 1), an engine warning each.
+      const r = await tcpcopy(['-i', file, '-s', `127.0.0.1:${port}`, '--protocol', chatty, '--tail-timeout', '20', '--syn-retries', '1'], 40_000).done;
       expect(r.code, context(r)).to.equal(0);
       const lines = r.stderr.split('\n').filter(Boolean);
-      const engine = lines.filter((l) => /^tcpcopy: no handshake with the target for \S+ after 5000 ms/.test(l));
+      const engine = lines.filter((l) => /^tcpcopy: no handshake with the target for \S+ after 3000 ms/.test(l));
       expect(engine, context(r)).to.have.length(connections);
       const chatter = lines.filter((l) => /^tcpcopy: chatty \S+->\S+: /.test(l));
       expect(chatter, context(r)).to.have.length(50);

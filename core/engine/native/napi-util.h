@@ -140,7 +140,7 @@ struct batch_rx {
   int closed;    // close() was called
   int finalized; // the JS handle is gone
   uint32_t slots, slot_size, max_rounds;
-  uint32_t hold_ms;   // 0: read on every readiness; else see batch_rx_readable
+  uint32_t hold_ms;   // 0: read on every readiness; else see batch_rx_hold
   int recv_flags;     // for recvmmsg, with MSG_DONTWAIT
   int bare_pollerr;   // the count a POLLERR with no socket error reports; 0: libuv's status
   void (*on_release)(batch_rx_t *rx); // before the socket closes; may be NULL
@@ -270,23 +270,20 @@ static void batch_rx_hold_over(uv_timer_t *timer);
 
 /**
  * With hold_ms, a wake-up that read packets stops the poll for hold_ms: the packets that follow wait in
- * the socket's buffer and are read together when the timer ends (one wake-up, one call into JavaScript,
- * instead of one per packet at moderate rates). The poll comes back once a read finds nothing.
+ * the socket's buffer and are read together at the next wake-up (one call into JavaScript instead of one
+ * per packet at moderate rates). The timer only polls again: the reading stays in the loop's poll phase,
+ * right before the check phase where what the packets queued is sent (a read in the timers phase would
+ * wait behind the other timers, a forced GC say).
  */
 static void batch_rx_hold(batch_rx_t *rx, int read) {
-  if (!rx->hold_ms || rx->closed) return;
-  if (read > 0) {
-    uv_poll_stop(&rx->poll);
-    uv_timer_start(&rx->hold, batch_rx_hold_over, rx->hold_ms, 0);
-  } else {
-    uv_poll_start(&rx->poll, UV_READABLE, batch_rx_readable);
-  }
+  if (!rx->hold_ms || rx->closed || read <= 0) return;
+  uv_poll_stop(&rx->poll);
+  uv_timer_start(&rx->hold, batch_rx_hold_over, rx->hold_ms, 0);
 }
 
 static void batch_rx_hold_over(uv_timer_t *timer) {
   batch_rx_t *rx = timer->data;
-  if (rx->closed) return;
-  batch_rx_hold(rx, batch_rx_drain(rx, 0));
+  if (!rx->closed) uv_poll_start(&rx->poll, UV_READABLE, batch_rx_readable);
 }
 
 static void batch_rx_readable(uv_poll_t *handle, int status, int events) {

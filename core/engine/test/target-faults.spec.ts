@@ -26,25 +26,59 @@ describe('target faults (simulated target)', () => {
     expect(rig.engine.stats.handshakeTimeouts).to.equal(0);
   });
 
-  it('a server that stays down: the warning says the target refused, naming its address, not a routing problem', () => {
+  it('a server that stays down: SYNs every 50 ms for 5 s, then once a second; the warning says the target refused, not a routing problem', () => {
     const rig = new EngineRig();
     rig.sim.listening = 'refuse';
     for (const p of conversation(client, exchanges)) rig.capture(p);
-    rig.advance(6000);
+    rig.advance(5000);
+    const fast = rig.sim.synsReceived;
+    expect(fast, 'SYNs in the first 5 s of refusals').to.be.within(80, 101);
+    rig.advance(27_000);
+    expect(rig.sim.synsReceived - fast, 'SYNs from 5 s to the 31 s handshake timeout').to.be.within(24, 27);
     expect(rig.engine.stats.handshakeTimeouts).to.equal(1);
     const w = rig.warnings.join('\n');
     expect(w).to.match(/the target refused .* \(RST to every SYN for \d+ ms\): is its server listening on 198\.51\.100\.30:8080\?/);
     expect(w).not.to.match(/routes replies to intercept/);
   });
 
-  it('a target that answers nothing: SYNs as TCP would send them (at 0, 1 and 3 s), then the routing hint', () => {
+  it('a target that answers nothing: SYNs as a client\'s kernel sends them (at 0, 1, 3, 7 and 15 s), the routing hint once, given up at 31 s', () => {
     const rig = new EngineRig();
     rig.sim.listening = 'silent';
     for (const p of conversation(client, exchanges)) rig.capture(p);
-    rig.advance(6000);
-    expect(rig.sim.synsReceived, 'SYNs within the 5 s handshake timeout').to.equal(3);
+    rig.advance(30_000);
+    expect(rig.sim.synsReceived, 'SYNs within the 31 s handshake timeout').to.equal(5);
+    expect(rig.engine.stats.handshakeTimeouts, 'not given up before 31 s').to.equal(0);
+    expect(rig.warnings, 'told once, at the 4th SYN').to.have.length(1);
+    expect(rig.warnings[0]).to.match(/no answer from the target to 198\.51\.100\.10:40000->198\.51\.100\.20:80's SYNs for 7\d{3} ms .* check that the target routes replies to intercept/);
+    rig.advance(2000);
     expect(rig.engine.stats.handshakeTimeouts).to.equal(1);
-    expect(rig.warnings.join('\n')).to.match(/no handshake with the target .* check that the target routes replies to intercept/);
+    expect(rig.warnings[1]).to.match(/no handshake with the target for .* after 31000 ms: check that the target routes replies to intercept/);
+  });
+
+  it('a SYN queued by a batch that took long: its retransmission timer runs from the end of the batch, as from the wire', () => {
+    const rig = new EngineRig();
+    rig.sim.listening = 'silent';
+    const syn = conversation(client, exchanges)[0];
+    // The batch's clock said rig.t; it was done 300 ms later (a flood, a GC pause), when its packets left.
+    rig.capture(syn);
+    expect(rig.sim.synsReceived).to.equal(1);
+    rig.engine.flush(rig.t + 300);
+    rig.advance(1200);
+    expect(rig.sim.synsReceived, 'no second SYN 1.2 s after the batch began').to.equal(1);
+    rig.advance(150);
+    expect(rig.sim.synsReceived, 'the second SYN 1 s after the batch was done').to.equal(2);
+  });
+
+  it('a target silent for 10 s (a route restored, say): the session waiting on it replays whole at its 5th SYN', () => {
+    const rig = new EngineRig();
+    rig.sim.listening = 'silent';
+    for (const p of conversation(client, exchanges)) rig.capture(p);
+    rig.advance(10_000);
+    expect(rig.sim.synsReceived, 'SYNs at 0, 1, 3 and 7 s').to.equal(4);
+    rig.sim.listening = 'accept';
+    rig.advance(6000);
+    expect(rig.engine.stats.handshakeTimeouts).to.equal(0);
+    expect(rig.sim.history.map((c) => c.bytes.toString('latin1'))).to.deep.equal(['GET a 10\nGET b 10\n']);
   });
 
   it('a new SYN on the ports of a session still pending is a new connection: both replay whole, side by side', () => {
@@ -84,7 +118,7 @@ describe('sessions that could not finish are named', () => {
     const rig = new EngineRig();
     rig.sim.listening = 'refuse';
     for (let i = 0; i < 25; i++) for (const p of conversation({ ...client, port: 41000 + i }, exchanges)) rig.capture(p);
-    rig.advance(6000);
+    rig.advance(32_000);
     const u = rig.engine.unfinishedSessions;
     expect(u.sessions).to.have.length(20);
     expect(u.more).to.equal(5);

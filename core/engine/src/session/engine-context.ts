@@ -10,7 +10,10 @@ export interface EngineConfig {
   sessionTimeoutMs: number;
   /** -k: close a session that has had nothing to do for this long. */
   keepaliveTimeoutMs: number;
-  /** Give up a handshake (SYN retransmitted meanwhile) after this long. */
+  /**
+   * Give up a handshake after this long (--syn-retries: SYNs go again 1, 2, 4, 8... s apart, as a client's kernel
+   * sends them, and the handshake is given up when the next one would go).
+   */
   handshakeTimeoutMs: number;
   /** Release held client data when the target has been quiet this long (it answered shorter than the online server). */
   idleReleaseMs: number;
@@ -41,7 +44,7 @@ export interface EngineConfig {
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   sessionTimeoutMs: 120_000,
   keepaliveTimeoutMs: 240_000,
-  handshakeTimeoutMs: 5_000,
+  handshakeTimeoutMs: 31_000, // --syn-retries 4: SYNs at 0, 1, 3, 7 and 15 s
   idleReleaseMs: 500,
   mss: 1460,
   mtu: 1500,
@@ -123,8 +126,12 @@ export interface EngineContext {
   isnClock(now: number): number;
   /** The session has ACKs to send: flushed once the current batch of replies is processed. */
   markAckPending(session: { flushAck(now: number): void }): void;
+  /** The session queued a SYN: at the end of the batch it is told when that was (synFlushed), for its timer. */
+  synQueued(session: { synFlushed(now: number): void }): void;
   sessionFinished(session: object): void;
   warn(message: string): void;
+  /** A handshake still without an answer a while after its first SYN: the first one of the run is told (its SYNs go on). */
+  slowHandshake(connection: string, ms: number): void;
   /** A protocol's own message about a connection (kept apart from the engine's warnings). */
   protocolLog(message: string): void;
   /** A session that could not finish, and why (named in the summary; its counter is counted apart). */

@@ -130,6 +130,16 @@ export class ReplayEngine implements EngineContext {
     this.protocolLogFn(message);
   }
 
+  private slowHandshakeTold = false;
+
+  /** @internal */
+  slowHandshake(connection: string, ms: number): void {
+    if (this.slowHandshakeTold) return;
+    this.slowHandshakeTold = true;
+    this.warn(`no answer from the target to ${connection}'s SYNs for ${ms} ms (they go on for ${this.config.handshakeTimeoutMs} ms; ` +
+      `other sessions may wait too, this is said once): check that the target routes replies to intercept`);
+  }
+
   /** The first sessions that could not finish, named, and how many more (for the summary). */
   readonly unfinishedSessions: UnfinishedSessions = { sessions: [], more: 0 };
 
@@ -289,9 +299,21 @@ export class ReplayEngine implements EngineContext {
 
   /** Sends the ACKs owed after a batch of replies (one ACK per session per batch). */
   flush(now = this.now()): void {
+    if (this.synsQueued.length > 0) {
+      for (let i = 0; i < this.synsQueued.length; i++) this.synsQueued[i].synFlushed(now);
+      this.synsQueued.length = 0;
+    }
     if (this.pendingAcks.size === 0) return;
     for (const s of this.pendingAcks) s.flushAck(now);
     this.pendingAcks.clear();
+  }
+
+  /** Sessions that queued a SYN during the current batch (flush() tells them when the batch was done). */
+  private readonly synsQueued: Session[] = [];
+
+  /** @internal */
+  synQueued(session: Session): void {
+    this.synsQueued.push(session);
   }
 
   /** Runs due timers; call every few milliseconds. */

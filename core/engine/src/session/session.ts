@@ -26,9 +26,14 @@ export enum SessionState {
 const STALE_RETRY_MS = 10;
 /**
  * Wait after the target refused a SYN (RST: nothing listens, a server restarting) before it goes again:
- * short and not backed off, so the replay resumes as soon as the server is back (within the handshake timeout).
+ * short and not backed off, so the replay resumes as soon as the server is back; after REFUSED_FAST_MS of
+ * refusals (a server down, not restarting), once a second until the handshake timeout.
  */
 const REFUSED_RETRY_MS = 50;
+const REFUSED_FAST_MS = 5_000;
+const REFUSED_SLOW_RETRY_MS = 1_000;
+/** A handshake unanswered this long (its 4th SYN) is told once a run: a missing route is the usual cause. */
+const SLOW_HANDSHAKE_MS = 5_000;
 /**
  * Delayed ACK (RFC 1122 §4.2.3.2): less than two segments of target data get
  * their ACK after this long (Linux waits 40 ms too), unless something we send carries it first.
@@ -510,6 +515,22 @@ export class Session implements WheelEntry, DriverHost {
     this.emit();
     this.rtoAt = now + this.timer.rto;
     this.rearm();
+    this.ctx.synQueued(this);
+  }
+
+  /**
+   * The batch that queued our SYN at synSentAt was done at `now`: the SYN left then at the soonest (a batch of
+   * a flood, a GC pause or a busy CPU can take a good part of a second), and as in the kernel its retransmission
+   * timer, and the RTT its answer measures, run from when it left.
+   */
+  synFlushed(now: number): void {
+    if (this.state !== SessionState.SYN_SENT || now <= this.synSentAt) return;
+    const late = now - this.synSentAt;
+    this.synSentAt = now;
+    if (this.rtoAt !== Infinity) {
+      this.rtoAt += late;
+      this.rearm();
+    }
   }
 
   private prepare(flags: number, ack: number, now: number) {
@@ -834,7 +855,7 @@ export class Session implements WheelEntry, DriverHost {
       // Refused (the target's server is not up yet, or it dropped an old connection): try again soon.
       this.ctx.stats.synsRefused++;
       if (this.refusedSince < 0) this.refusedSince = now;
-      this.rtoAt = now + REFUSED_RETRY_MS;
+      this.rtoAt = now + (now - this.refusedSince < REFUSED_FAST_MS ? REFUSED_RETRY_MS : REFUSED_SLOW_RETRY_MS);
       this.rearm();
       return;
     }
@@ -1020,6 +1041,9 @@ export class Session implements WheelEntry, DriverHost {
     }
     if (now >= this.rtoAt) {
       this.rtoAt = Infinity;
+      if (this.state === SessionState.SYN_SENT && this.refusedSince < 0 && now - this.handshakeStartedAt >= SLOW_HANDSHAKE_MS) {
+        this.ctx.slowHandshake(this.describe(), now - this.handshakeStartedAt);
+      }
       if (this.state === SessionState.SYN_SENT || this.sndUna !== this.sndNxt) {
         this.retransmit(now);
         // A SYN sent again after a refusal is not a timeout: no backoff.
