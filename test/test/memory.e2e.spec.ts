@@ -31,6 +31,7 @@ import {
 } from '../src/harness';
 import { peakRssBytes } from '../src/harness/live-load';
 import { mib, MiB, RssSampler, TagCounter } from '../src/soak/proc-sample';
+import { lastSessionCounters } from '../src/soak/short-sessions';
 import { startWideNginx, type WideNginx } from '../src/soak/wide-nginx';
 import type { HoldPlan, HoldResult } from '../src/soak/hold-conns';
 import type { SynFloodResult } from '../src/soak/syn-flood';
@@ -54,8 +55,8 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
     const LIMIT_MB = 150;
     const FLOOD_RATE = 10_000;
     const FLOOD_S = 30;
-    /** tcpcopy's handshake timeout (7 s with --syn-retries 2) + linger (2 s) + a margin: every session taken has ended by then. */
-    const DRAIN_MS = 11_000;
+    /** The bound on the wait for the flood's sessions to end: their handshake timeout (7 s with --syn-retries 2) and a margin. */
+    const DRAIN_MS = 20_000;
 
     let topo: Topology;
     let target: NginxHandle;
@@ -77,6 +78,8 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
       floodCost: null as { sessions: number; packets: number } | null,
       packets: [] as string[],
       tcpdumpDrops: NaN,
+      /** ms from the flood's end until tcpcopy's line said no session was open (NaN: it did not within DRAIN_MS). */
+      drainedAfterMs: NaN,
     };
 
     before(async function () {
@@ -110,8 +113,15 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
       const line = flood.stdout().split('\n').find((l) => l.startsWith('DONE '));
       r.flood = line ? JSON.parse(line.slice(5)) : null;
 
-      // The sessions taken end by their handshake timeout; then the target answers again and a normal load runs.
-      await sleep(DRAIN_MS);
+      // The sessions taken end by their handshake timeout (tcpcopy's line every second says when none is open, bounded);
+      // then the target answers again and a normal load runs.
+      const drained = () => {
+        const c = lastSessionCounters(tcpcopy!.proc.stderr());
+        return c !== null && c.created > 0 && c.open === 0;
+      };
+      const drainFrom = Date.now();
+      while (!drained() && Date.now() - drainFrom < DRAIN_MS && !tcpcopy.proc.exitStatus()) await sleep(100);
+      if (drained()) r.drainedAfterMs = Date.now() - drainFrom;
       sampler.stop();
       r.samples = sampler.samples.map((s) => ({ t: s.t - r.floodStart, rss: s.rss }));
       // What the flood cost, from tcpcopy's last stats line (every second) before other traffic comes.
@@ -258,11 +268,13 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
     });
 
     it('replays new connections again once the flood and its sessions are over', () => {
+      note(`every flood session over ${(r.drainedAfterMs / 1000).toFixed(1)} s after the flood`);
+      expect(r.drainedAfterMs, `ms until no flood session was open (bound ${DRAIN_MS})`).to.be.at.most(DRAIN_MS);
       expect(r.after.online, 'requests the online nginx served after the flood').to.equal(300);
       expect(
         r.after.target,
         Number.isNaN(r.diedAt)
-          ? `requests replayed after the flood (tcpcopy's RSS ${mib(r.samples[r.samples.length - 1]?.rss ?? NaN)} MiB ${DRAIN_MS / 1000} s after it, ` +
+          ? `requests replayed after the flood (tcpcopy's RSS ${mib(r.samples[r.samples.length - 1]?.rss ?? NaN)} MiB ${(r.drainedAfterMs / 1000).toFixed(1)} s after it, ` +
             `every flood session over: ${r.summary?.engine?.handshakeTimeouts} handshake timeouts of ${r.summary?.engine?.sessionsCreated} sessions)`
           : `requests replayed after the flood (tcpcopy had exited ${r.diedAt.toFixed(1)} s into it)`,
       ).to.equal(r.after.online);
