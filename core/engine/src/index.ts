@@ -67,6 +67,8 @@ export {
   type Transfer,
 } from './rewrite/address-map';
 export { formatIpv4, parseIpv4 } from './decode/ip-address';
+// The segments a replay sends, written whole (headers, options, checksums): what tcpcopy doctor's probe sends too.
+export { PacketBuilder, SegmentSpec } from './rewrite/packet-builder';
 
 // A whole replay in one call: the options as tcpcopy's command line has them, the counters back.
 export { replay } from './replay/replay';

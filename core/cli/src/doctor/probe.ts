@@ -5,9 +5,10 @@
 // intercept (route, forwarding, rp_filter, intercept's device or filter). A RST frees the target's
 // half-open connection at the end.
 import { randomInt } from 'node:crypto';
-import { formatIpv4, RawSocketSink, TCP_RST, TCP_SYN, type InterceptClient, type ReplyHandler, type Route } from '@tcpcopy/core';
+import {
+  formatIpv4, PacketBuilder, RawSocketSink, SegmentSpec, TCP_RST, TCP_SYN, type InterceptClient, type ReplyHandler, type Route,
+} from '@tcpcopy/core';
 import { fail, ok, warn, type Finding } from './findings';
-import { writeProbeSegment } from './probe-packet';
 
 export type ProbeAnswer = 'syn-ack' | 'rst' | 'other' | 'none';
 
@@ -92,10 +93,13 @@ async function probeOne(s: ProbeSetup, sink: RawSocketSink, sendErrors: string[]
   clientPort: number): Promise<Finding> {
   const isn = randomInt(0, 2 ** 32 - 1);
   const route: Route = { clientIp: s.clientIp, clientPort, targetIp, targetPort, payloadBytes: 0 };
-  const buf = Buffer.alloc(64);
+  // The SYN a replay sends (MSS and window scale offered), and the RST that frees the half-open connection.
+  const builder = new PacketBuilder();
+  const spec = Object.assign(new SegmentSpec(), { srcIp: s.clientIp, dstIp: targetIp, srcPort: clientPort, dstPort: targetPort });
   const send = (flags: number, seq: number): void => {
-    const n = writeProbeSegment(buf, { srcIp: s.clientIp, dstIp: targetIp, srcPort: clientPort, dstPort: targetPort, seq, flags });
-    sink.send(buf, 0, n, targetIp);
+    spec.flags = flags;
+    spec.seq = seq;
+    sink.send(builder.scratch, 0, builder.build(spec), targetIp);
   };
   for (const c of s.clients) c.add(route);
   const started = Date.now();
