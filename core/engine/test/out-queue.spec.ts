@@ -303,6 +303,81 @@ describe('OutQueue', () => {
     });
   });
 
+  describe('behind its first chunks (the compact backlog)', () => {
+    it('holds what a slow target leaves queued: every chunk comes back with its bytes, tag, serverBytes and sum', () => {
+      const q = new OutQueue();
+      for (let i = 0; i < 1000; i++) q.push(b(`request ${i}\n`), i + 1, i * 10, i);
+      expect(q.size).to.equal(1000);
+      const l = layout(q);
+      expect(l.length).to.equal(1000);
+      expect(l[999]).to.deep.equal([l[998][0] + 'request 998\n'.length, 'request 999\n', 1000]);
+      expect(q.chunkAt(l[500][0])).to.include({ serverBytes: 5000, sum: 500, released: false, readyOn: 0, ahead: false });
+      consistent(q);
+    });
+
+    it('matches a plain list of chunks over random pushes, inserts, replacements, drops and releases', () => {
+      let seed = 12345;
+      const rand = (n: number): number => {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        return (seed >>> 8) % n;
+      };
+      type Model = { pos: number; text: string; tag: number; serverBytes: number; sum: number };
+      const model: Model[] = [];
+      let end = 0;
+      const shiftFrom = (i: number, by: number): void => {
+        for (let j = i; j < model.length; j++) model[j].pos += by;
+        end += by;
+      };
+      const q = new OutQueue();
+      let n = 0;
+      const text = (len: number): string => String.fromCharCode(65 + (n++ % 26)).repeat(len);
+      for (let step = 0; step < 3000; step++) {
+        const op = rand(10);
+        if (op < 5) {
+          const t = text(rand(8) === 0 ? 2049 + rand(3000) : 1 + rand(300));
+          const tag = rand(4);
+          q.push(b(t), tag, step, step % 5 === 0 ? -1 : step);
+          model.push({ pos: end, text: t, tag, serverBytes: step, sum: step % 5 === 0 ? -1 : step });
+          end += t.length;
+        } else if (op === 5 && model.length > 0) {
+          const i = rand(model.length + 1);
+          const at = i < model.length ? model[i].pos : end;
+          const t = text(1 + rand(20));
+          q.insertAt(at, [{ data: b(t), tag: 7, serverBytes: 3 }]);
+          model.splice(i, 0, { pos: at, text: t, tag: 7, serverBytes: 3, sum: -1 });
+          shiftFrom(i + 1, t.length);
+        } else if (op === 6 && model.length > 0) {
+          const i = rand(model.length);
+          const t = rand(3) === 0 ? '' : text(1 + rand(40));
+          q.replaceAt(model[i].pos, b(t));
+          const by = t.length - model[i].text.length;
+          if (t.length > 0) Object.assign(model[i], { text: t, sum: -1 });
+          else model.splice(i, 1);
+          shiftFrom(t.length > 0 ? i + 1 : i, by);
+        } else if (op === 7 && model.length > 0) {
+          // Acknowledged up to a point within the first few chunks, as a target's ACKs are.
+          const i = rand(Math.min(model.length, 6));
+          const pos = model[i].pos + rand(model[i].text.length + 1);
+          q.release(pos);
+          let k = 0;
+          while (k < model.length && model[k].pos + model[k].text.length <= pos) k++;
+          const openTag = k < model.length ? model[k].tag : 0;
+          let drop = 0;
+          while (drop < model.length && model[drop].pos + model[drop].text.length <= pos && !(openTag > 0 && model[drop].tag === openTag)) drop++;
+          model.splice(0, drop);
+        } else if (op === 8 && model.length > 0) {
+          const c = model[rand(model.length)];
+          const got = q.chunkAt(c.pos + rand(c.text.length))!;
+          expect([got.pos, got.data.toString('latin1'), got.tag, got.serverBytes, got.sum], `step ${step}`).to.deep.equal([c.pos, c.text, c.tag, c.serverBytes, c.sum]);
+        }
+        expect([q.size, q.endPos, q.bytes], `step ${step}`).to.deep.equal([model.length, end, model.reduce((s, c) => s + c.text.length, 0)]);
+        if (step % 97 === 0) {
+          expect(layout(q).map(([pos, t, tag]) => [pos, t, tag]), `step ${step}`).to.deep.equal(model.map((c) => [c.pos, c.text, c.tag]));
+        }
+      }
+    });
+  });
+
   it('clear empties the queue but positions continue (they count across connections)', () => {
     const q = queue(['abc', 1], ['de', 2]);
     q.clear();

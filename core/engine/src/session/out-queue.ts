@@ -1,4 +1,5 @@
 import { sumBytes } from '../decode/checksum';
+import { ChunkBacklog } from './chunk-backlog';
 
 /**
  * A stretch of bytes queued for the target. Positions count bytes of the
@@ -30,21 +31,39 @@ export interface OutChunk {
  */
 const NO_CHUNKS: OutChunk[] = [];
 
-/** The bytes for the target, in order, until the target acknowledges them. */
+/**
+ * Chunks held as objects at most, before those pushed after them wait in the compact backlog: the send
+ * point needs only the first few (sent and not yet acknowledged, the next to go); the rest become objects
+ * when it reaches them.
+ */
+const HELD_AS_OBJECTS = 4;
+
+/**
+ * The bytes for the target, in order, until the target acknowledges them: the first chunks as OutChunk
+ * objects, those behind them (a target slower than the online server) in a ChunkBacklog.
+ */
 export class OutQueue {
   private chunks: OutChunk[] = NO_CHUNKS;
   private head = 0;
+  /** Chunks after every one in `chunks`, not yet looked at (null until a session first falls behind). */
+  private backlog: ChunkBacklog | null = null;
   /** Position after the last queued byte. */
   endPos = 0;
   /** Bytes held. */
   bytes = 0;
 
   get size(): number {
-    return this.chunks.length - this.head;
+    return this.chunks.length - this.head + (this.backlog === null ? 0 : this.backlog.count);
   }
 
   push(data: Buffer, tag: number, serverBytes: number, sum: number): void {
     if (data.length === 0) return;
+    if (this.chunks.length - this.head >= HELD_AS_OBJECTS || (this.backlog !== null && this.backlog.count > 0)) {
+      (this.backlog ??= new ChunkBacklog()).push(data, tag, serverBytes, sum);
+      this.endPos += data.length;
+      this.bytes += data.length;
+      return;
+    }
     const chunk: OutChunk = { data, pos: this.endPos, tag, serverBytes, sum, released: false, readyOn: 0, ahead: false };
     // An empty queue starts a one-slot array: most sessions hold one request at a time, and a first push
     // onto [] reserves 17 slots.
@@ -59,6 +78,7 @@ export class OutQueue {
    * used for a protocol's prelude on a new connection.
    */
   insertAt(pos: number, items: Array<{ data: Buffer; tag: number; serverBytes: number }>, ahead = false): void {
+    this.takeFromBacklog(pos - 1);
     let i = this.head;
     while (i < this.chunks.length && this.chunks[i].pos < pos) i++;
     let at = pos;
@@ -84,6 +104,7 @@ export class OutQueue {
 
   /** Gives the chunk that starts at `pos` (not sent on the current connection) other bytes, moving what follows. */
   replaceAt(pos: number, data: Buffer | null): void {
+    this.takeFromBacklog(pos);
     let i = this.head;
     while (i < this.chunks.length && this.chunks[i].pos < pos) i++;
     const c = this.chunks[i];
@@ -113,7 +134,28 @@ export class OutQueue {
       const c = this.chunks[i];
       if (pos < c.pos + c.data.length) return pos >= c.pos ? c : undefined;
     }
+    while (this.backlog !== null && this.backlog.count > 0 && pos < this.endPos) {
+      const c = this.takeOne();
+      if (pos < c.pos + c.data.length) return pos >= c.pos ? c : undefined;
+    }
     return undefined;
+  }
+
+  /** Makes objects of the backlog's chunks up to the one holding `pos` (it included). */
+  private takeFromBacklog(pos: number): void {
+    const b = this.backlog;
+    while (b !== null && b.count > 0 && this.endPos - b.bytes <= pos) this.takeOne();
+  }
+
+  /** The backlog's oldest chunk, now an object after the others. */
+  private takeOne(): OutChunk {
+    const b = this.backlog!;
+    const pos = this.endPos - b.bytes;
+    const data = b.shift();
+    const chunk: OutChunk = { data, pos, tag: b.tag, serverBytes: b.serverBytes, sum: b.sum, released: false, readyOn: 0, ahead: false };
+    if (this.chunks.length === 0) this.chunks = [chunk];
+    else this.chunks.push(chunk);
+    return chunk;
   }
 
   /**
@@ -122,6 +164,7 @@ export class OutQueue {
    * sends such a request again from its start.
    */
   release(pos: number): void {
+    this.takeFromBacklog(pos - 1);
     let i = this.head;
     while (i < this.chunks.length && this.chunks[i].pos + this.chunks[i].data.length <= pos) i++;
     const openTag = i < this.chunks.length ? this.chunks[i].tag : 0;
@@ -145,6 +188,7 @@ export class OutQueue {
   clear(): void {
     this.chunks = NO_CHUNKS;
     this.head = 0;
+    this.backlog = null;
     this.bytes = 0;
   }
 }
