@@ -12,7 +12,7 @@ import { buildIn } from '../src/bench/tool-flavours';
 function run(build: string, over: Partial<LiveRunResult>): LiveRunResult {
   return {
     scenario: 'short_500', build, sent: 5000, ok: 5000, loadErrors: 0, onlineN: 5000, targetN: 5000, loss: 0, rate: 500,
-    tcpcopyCpuPer10k: 1, interceptCpuPer10k: 1, tcpcopyPeakRssMiB: 50, interceptPeakRssMiB: 50, interceptStartRssMiB: 40,
+    tcpcopyCpuPer10k: 1, interceptCpuPer10k: 1, tcpcopyCpuPer10kAfterWarmUp: 1, interceptCpuPer10kAfterWarmUp: 1, tcpcopyPeakRssMiB: 50, interceptPeakRssMiB: 50, interceptStartRssMiB: 40,
     settledMs: 300, survived: true, tcpcopyWords: '', interceptWords: '', loadNote: '', ...over,
   };
 }
@@ -66,25 +66,25 @@ describe('bench: live comparison', () => {
 
   it('prints per build the medians and a row of ratios ours/theirs', () => {
     const results = [
-      run('ours', { tcpcopyCpuPer10k: 3, loss: 0 }),
-      run('ours', { tcpcopyCpuPer10k: 5, loss: 0.01 }),
+      run('ours', { tcpcopyCpuPer10k: 3, tcpcopyCpuPer10kAfterWarmUp: 2, loss: 0 }),
+      run('ours', { tcpcopyCpuPer10k: 5, tcpcopyCpuPer10kAfterWarmUp: 3, loss: 0.01 }),
       run('c', { tcpcopyCpuPer10k: 2, interceptPeakRssMiB: 25 }),
     ];
     const lines = comparisonTable(results, ['short_500'], ['ours', 'c']).split('\n');
     const row = (build: string) => lines.find((l) => l.split(/\s+/)[1] === build)!.trim().split(/\s{2,}/);
-    expect(row('ours')).to.deep.equal(['short_500', 'ours', '2', '500', '0.50 % (0.00 %-1.00 %)', '4.00', '1.00', '50', '50']);
-    expect(row('ours/c')).to.deep.equal(['short_500', 'ours/c', '1.00', '2.00', '1.00', '1.00', '2.00']);
+    expect(row('ours')).to.deep.equal(['short_500', 'ours', '2', '500', '0.50 % (0.00 %-1.00 %)', '4.00', '1.00', '2.50', '1.00', '50', '50']);
+    expect(row('ours/c')).to.deep.equal(['short_500', 'ours/c', '1.00', '2.00', '1.00', '2.50', '1.00', '1.00', '2.00']);
   });
 
   it('names the goals a build misses', () => {
     const results = [
-      run('ours', { tcpcopyCpuPer10k: 1.6, interceptPeakRssMiB: 100, loss: 0.002 }),
+      run('ours', { tcpcopyCpuPer10k: 1.6, tcpcopyCpuPer10kAfterWarmUp: 1.3, interceptPeakRssMiB: 100, loss: 0.002 }),
       run('c', { tcpcopyCpuPer10k: 1 }),
       run('ours', { scenario: 'conc10000', tcpcopyPeakRssMiB: 150 }),
       run('c', { scenario: 'conc10000' }),
     ];
     const [short, conc] = goalLines(results, ['short_500', 'conc10000'], 'ours', 'c');
-    expect(short).to.match(/loss up to 0\.20 %/).and.match(/intercept RSS 100 > 80 MiB/).and.match(/tcpcopy CPU 1\.60x c/);
+    expect(short).to.match(/loss up to 0\.20 %/).and.match(/intercept RSS 100 > 80 MiB/).and.match(/tcpcopy CPU 1\.60x c \(1\.30x from 3 s\)/);
     expect(conc).to.equal('conc10000: all goals met');
   });
 });

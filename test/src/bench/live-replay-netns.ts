@@ -88,6 +88,8 @@ export async function liveReplayNetns(figures: Figures, opts: LiveOptions): Prom
       figures.add(`${n}.loss`, medianOf(results, s, b, 'loss'), 'ratio', 3);
       figures.add(`${n}.tcpcopy_cpu`, medianOf(results, s, b, 'tcpcopyCpuPer10k'), 's per 10k requests');
       figures.add(`${n}.intercept_cpu`, medianOf(results, s, b, 'interceptCpuPer10k'), 's per 10k requests');
+      figures.add(`${n}.tcpcopy_cpu_from_3s`, medianOf(results, s, b, 'tcpcopyCpuPer10kAfterWarmUp'), 's per 10k requests');
+      figures.add(`${n}.intercept_cpu_from_3s`, medianOf(results, s, b, 'interceptCpuPer10kAfterWarmUp'), 's per 10k requests');
       figures.add(`${n}.tcpcopy_peak_rss`, medianOf(results, s, b, 'tcpcopyPeakRssMiB'), 'MiB');
       figures.add(`${n}.intercept_peak_rss`, medianOf(results, s, b, 'interceptPeakRssMiB'), 'MiB');
     }
@@ -104,7 +106,7 @@ function noteRun(figures: Figures, r: LiveRunResult, rep: number): void {
   figures.note(
     `live ${r.scenario} ${r.build} #${rep + 1}: loss ${f(r.loss * 100, 2)} % (sent ${r.sent}, online ${r.onlineN}, target ${r.targetN}, ` +
       `settled in ${f(r.settledMs / 1000, 1)} s), ${f(r.rate, 0)} req/s; CPU s/10k tcpcopy ${f(r.tcpcopyCpuPer10k, 2)}, intercept ` +
-      `${f(r.interceptCpuPer10k, 2)}; peak RSS tcpcopy ${f(r.tcpcopyPeakRssMiB, 0)} MiB, intercept ${f(r.interceptPeakRssMiB, 0)} MiB` +
+      `${f(r.interceptCpuPer10k, 2)} (from 3 s: ${f(r.tcpcopyCpuPer10kAfterWarmUp, 2)}, ${f(r.interceptCpuPer10kAfterWarmUp, 2)}); peak RSS tcpcopy ${f(r.tcpcopyPeakRssMiB, 0)} MiB, intercept ${f(r.interceptPeakRssMiB, 0)} MiB` +
       (r.survived ? '' : '; !!! a tool DIED during the run'),
     `live.${r.scenario}.${r.build}.run${rep + 1}`,
     { ...r },

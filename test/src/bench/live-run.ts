@@ -24,6 +24,12 @@ export interface LiveRunResult {
   rate: number;
   tcpcopyCpuPer10k: number;
   interceptCpuPer10k: number;
+  /**
+   * The same from WARM_UP_MS after the load began, per request served online after then: what a process
+   * running for hours pays, without the JIT compiling its code in the first seconds (the C tool has none).
+   */
+  tcpcopyCpuPer10kAfterWarmUp: number;
+  interceptCpuPer10kAfterWarmUp: number;
   tcpcopyPeakRssMiB: number;
   interceptPeakRssMiB: number;
   /** intercept's resident memory once started, before any load. */
@@ -39,6 +45,8 @@ export interface LiveRunResult {
 }
 
 const QUIET_MS = 1500;
+/** When the steady-state CPU figures start, after the load began. */
+export const WARM_UP_MS = 3000;
 const SETTLE_MAX_MS = 20_000;
 const PORT_FIRST = 10_000;
 const PORT_COUNT = 50_000;
@@ -68,7 +76,16 @@ async function runLive(bed: LiveTestbed, interceptBuild: ToolBuild, builds: read
     const startRss = rssBreakdown(intercept.pid);
     for (const [i, build] of builds.entries()) tcpcopys.push(await startTcpcopyOf(build, bed.topo, bed.plan, i > 0 ? ['-f', String(i)] : []));
     const before = { tcpcopy: tcpcopys.map((t) => cpuSeconds(t.pid)), intercept: cpuSeconds(intercept.pid) };
-    const load = scenario.kind === 'paced' ? await pacedLoad(bed, scenario, runTag) : await heldLoad(bed, scenario, runTag);
+    let warm: { tcpcopy: number[]; intercept: number; served: number } | null = null;
+    const warmTimer = setTimeout(() => {
+      try {
+        warm = { tcpcopy: tcpcopys.map((t) => cpuSeconds(t.pid)), intercept: cpuSeconds(intercept.pid), served: onlineCount.count() };
+      } catch {
+        // A tool gone under load: the run says so (survived), the steady figures stay unknown.
+      }
+    }, WARM_UP_MS);
+    const load = await (scenario.kind === 'paced' ? pacedLoad(bed, scenario, runTag) : heldLoad(bed, scenario, runTag))
+      .finally(() => clearTimeout(warmTimer));
     const started = Date.now();
     await settle(() => targetCount.count(), () => onlineCount.count() * builds.length);
     const settledMs = Date.now() - started;
@@ -89,6 +106,8 @@ async function runLive(bed: LiveTestbed, interceptBuild: ToolBuild, builds: read
     while (tcpcopys.length) tcpcopyWords.push(await tcpcopys.shift()!.stop());
     const interceptWords = await intercept.stop();
     const per10k = (s: number) => (load.sent > 0 ? (s / load.sent) * 10_000 : NaN);
+    const w = warm as { tcpcopy: number[]; intercept: number; served: number } | null;
+    const afterWarmUp = w && load.sent > w.served ? 10_000 / (load.sent - w.served) : NaN;
     return builds.map((build, i) => ({
       scenario: scenario.name,
       build: build.label,
@@ -101,6 +120,8 @@ async function runLive(bed: LiveTestbed, interceptBuild: ToolBuild, builds: read
       rate: load.elapsedMs > 0 ? load.ok / (load.elapsedMs / 1000) : NaN,
       tcpcopyCpuPer10k: per10k(after.tcpcopy[i] - before.tcpcopy[i]),
       interceptCpuPer10k: per10k(after.intercept - before.intercept),
+      tcpcopyCpuPer10kAfterWarmUp: w ? (after.tcpcopy[i] - w.tcpcopy[i]) * afterWarmUp : NaN,
+      interceptCpuPer10kAfterWarmUp: w ? (after.intercept - w.intercept) * afterWarmUp : NaN,
       tcpcopyPeakRssMiB: rss.tcpcopy[i] / 2 ** 20,
       interceptPeakRssMiB: rss.intercept / 2 ** 20,
       interceptStartRssMiB: (startRss.anon + startRss.file + startRss.shmem) / 2 ** 20,

@@ -369,6 +369,8 @@ const MAX_SPARE_BUFFERS = 2;
  */
 /** Batches up to this size are written as copies (see flush()). */
 const SMALL_WRITE = 4096;
+/** A frame that may wait (reserve's `lazy`) goes with the next batch, or this long after it at the latest. */
+export const LAZY_FLUSH_MS = 100;
 
 export class FrameWriter {
   /** Frames accepted. */
@@ -390,6 +392,8 @@ export class FrameWriter {
   private readonly inFlight: Buffer[] = [];
   /** A flush is due at the end of this turn (event-loop/end-of-turn.ts). */
   private scheduled = false;
+  /** Armed while lazy frames may be waiting with no batch flush due. */
+  private lazyTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly onWritten = (): void => {
     const b = this.inFlight.shift();
@@ -397,6 +401,10 @@ export class FrameWriter {
   };
   private readonly flushNow = (): void => {
     this.scheduled = false;
+    this.flush();
+  };
+  private readonly flushLazy = (): void => {
+    this.lazyTimer = null;
     this.flush();
   };
 
@@ -415,9 +423,11 @@ export class FrameWriter {
    * Makes room for a frame of `type` with a body of `bodyLength` bytes, writes its header and
    * returns the offset in `this.buf` where the caller writes the body (right away, before
    * anything else can run). Returns -1, and counts a drop, when the peer is backed up or the
-   * writer closed. Schedules the batch flush.
+   * writer closed. Schedules the batch flush; a `lazy` frame (one nothing waits for: a route removal)
+   * only makes sure it goes within LAZY_FLUSH_MS, so that it rides along with the next batch rather
+   * than costing a write of its own.
    */
-  reserve(type: number, bodyLength: number): number {
+  reserve(type: number, bodyLength: number, lazy = false): number {
     const size = FRAME_HEADER_LENGTH + bodyLength;
     if (this.closed || this.socket.destroyed) {
       this.dropped++;
@@ -431,7 +441,12 @@ export class FrameWriter {
     const off = writeFrameHeader(this.buf, this.length, type, bodyLength);
     this.length += size;
     this.frames++;
-    if (!this.scheduled) {
+    if (lazy) {
+      if (!this.scheduled && this.lazyTimer === null) {
+        this.lazyTimer = setTimeout(this.flushLazy, LAZY_FLUSH_MS);
+        this.lazyTimer.unref();
+      }
+    } else if (!this.scheduled) {
       this.scheduled = true;
       flushAtEndOfTurn(this.flushNow, true);
     }
@@ -475,5 +490,7 @@ export class FrameWriter {
   close(): void {
     this.closed = true;
     this.length = 0;
+    if (this.lazyTimer !== null) clearTimeout(this.lazyTimer);
+    this.lazyTimer = null;
   }
 }

@@ -309,7 +309,7 @@ export class InterceptClient implements RouteRegistry {
         // The engine sends the SYN right after add(): write the route now, not at the end of
         // the turn, so that it usually reaches intercept before the SYN-ACK does (measured in
         // the namespace e2e test: with end-of-turn batching every SYN-ACK went through the
-        // hold queue). One small write per new connection; removals stay batched.
+        // hold queue). One small write per new connection, carrying the removals that waited for it.
         if (add && state === ConnectionState.READY) conn.writer.flush();
       } else if (rq && state !== ConnectionState.CLOSED) {
         // keepRunning, channel down: an addition waits in the queue.

@@ -217,7 +217,9 @@ export class InterceptConnection {
   /** Appends a ROUTE_ADD or ROUTE_DEL to the batch; false if the writer refused it (backed up, closed). */
   writeRoute(add: boolean, route: Route): boolean {
     const w = this.writer!;
-    const off = w.reserve(add ? MessageType.ROUTE_ADD : MessageType.ROUTE_DEL, add ? ROUTE_ADD_BODY : ROUTE_DEL_BODY);
+    // A removal is lazy: nothing waits for it, and it keeps its order with a later ROUTE_ADD of the
+    // same route (same channel, same buffer), so it can wait for the next write.
+    const off = w.reserve(add ? MessageType.ROUTE_ADD : MessageType.ROUTE_DEL, add ? ROUTE_ADD_BODY : ROUTE_DEL_BODY, !add);
     if (off < 0) return false;
     (add ? writeRouteAddBody : writeRouteDelBody)(w.buf, off, route);
     return true;
