@@ -6,11 +6,16 @@
 // them here, before anything is allocated in earnest, takes effect without restarting node.
 //  - the young generation keeps its initial 2 x 1 MiB: what survives it is per-session state anyway;
 //  - the old generation grows by 30 % over what the last full collection left alive.
+// And one for the compiler: a function is optimized after an eighth of the bytecode run that V8 waits for by
+// default (--interrupt-budget, 67584), so that at a few hundred connections a second the hot path leaves the
+// interpreter and baseline code sooner (short_500: -5 to -7 % CPU per request in paired
+// runs; none at 2,000/s; docs/benchmarks.md, "Paired runs"). Read when a function's budget is set, so before
+// tcpcopy's modules load.
 // Given to node itself (its command line or NODE_OPTIONS), the caller's choice stays.
 const v8 = require('node:v8');
-const HEAP_FLAGS = ['--semi-space-growth-factor=1', '--heap-growing-percent=30'];
+const V8_FLAGS = ['--semi-space-growth-factor=1', '--heap-growing-percent=30', '--interrupt-budget=8192'];
 const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((a) => a.replace(/_/g, '-'));
-for (const flag of HEAP_FLAGS) {
+for (const flag of V8_FLAGS) {
   const name = flag.slice(0, flag.indexOf('='));
   if (!given.some((a) => a.startsWith(name))) v8.setFlagsFromString(flag);
 }
