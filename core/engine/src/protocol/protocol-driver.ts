@@ -58,36 +58,37 @@ export class ProtocolDriver {
     protocol: SessionProtocol,
     private readonly host: DriverHost,
   ) {
-    const ctx: ProtocolContext = {
-      clientIp: host.clientIp,
-      clientPort: host.clientPort,
-      targetIp: host.targetIp,
-      targetPort: host.targetPort,
-      sawHandshake: host.sawHandshake,
-      emit: (data: Buffer, tag = 0) => {
-        if (this.closed) return;
-        this.emitted = true;
-        host.emitOut(data, tag);
-      },
-      emitNext: (data: Buffer, tag = 0) => {
-        if (this.asking) throw new Error('emitNext is not allowed from mayRelease or beforeSend');
-        if (this.closed) return;
-        this.emitted = true;
-        host.emitNextOut(data, tag);
-      },
-      alignServerBytes: (onlineServerBytes: number) => {
-        if (!this.closed) host.alignServerBytes(onlineServerBytes);
-      },
-      setReplyPayloadBytes: (bytes: number) => {
-        if (!this.closed) host.setReplyPayloadBytes(Math.min(MAX_REPLY_PAYLOAD_BYTES, Math.max(0, bytes | 0)));
-      },
-      log: (message: string) => this.log(message),
-    };
+    const ctx = new DriverContext(this, host);
     try {
       this.session = protocol.createSession(ctx);
     } catch (err) {
       this.fault('createSession', err);
     }
+  }
+
+  /** ctx.emit */
+  contextEmit(data: Buffer, tag: number): void {
+    if (this.closed) return;
+    this.emitted = true;
+    this.host.emitOut(data, tag);
+  }
+
+  /** ctx.emitNext */
+  contextEmitNext(data: Buffer, tag: number): void {
+    if (this.asking) throw new Error('emitNext is not allowed from mayRelease or beforeSend');
+    if (this.closed) return;
+    this.emitted = true;
+    this.host.emitNextOut(data, tag);
+  }
+
+  /** ctx.alignServerBytes */
+  contextAlign(onlineServerBytes: number): void {
+    if (!this.closed) this.host.alignServerBytes(onlineServerBytes);
+  }
+
+  /** ctx.setReplyPayloadBytes */
+  contextReplyPayloadBytes(bytes: number): void {
+    if (!this.closed) this.host.setReplyPayloadBytes(Math.min(MAX_REPLY_PAYLOAD_BYTES, Math.max(0, bytes | 0)));
   }
 
   clientData(data: Buffer, info: ClientDataInfo): void {
@@ -225,7 +226,7 @@ export class ProtocolDriver {
    * ctx.log, limited per connection: a protocol that logs on every request would otherwise flood
    * the log (and use up the warnings a caller shows) with lines about one connection.
    */
-  private log(message: string): void {
+  log(message: string): void {
     if (this.logged > PROTOCOL_LOG_LIMIT) return;
     this.host.protocolLog(this.logged < PROTOCOL_LOG_LIMIT ? message
       : `further messages of this connection suppressed (at most ${PROTOCOL_LOG_LIMIT} per connection)`);
@@ -235,6 +236,61 @@ export class ProtocolDriver {
   private fault(hook: string, err: unknown): void {
     this.session = null;
     this.host.protocolFault(hook, err);
+  }
+}
+
+/**
+ * What a protocol session gets as its ProtocolContext. Each function is made when the protocol first reads
+ * it, then kept: a session whose protocol emits only pays for `emit`, one that never reads its context (raw
+ * TCP) for none, where five closures per connection cost ~300 bytes for every session alive. A function read
+ * from it works on its own (`const { emit } = ctx` is fine).
+ */
+class DriverContext implements ProtocolContext {
+  readonly clientIp: number;
+  readonly clientPort: number;
+  readonly targetIp: number;
+  readonly targetPort: number;
+  readonly sawHandshake: boolean;
+  private emitFn: ProtocolContext['emit'] | null = null;
+  private emitNextFn: ProtocolContext['emitNext'] | null = null;
+  private alignFn: ProtocolContext['alignServerBytes'] | null = null;
+  private replyBytesFn: ProtocolContext['setReplyPayloadBytes'] | null = null;
+  private logFn: ProtocolContext['log'] | null = null;
+
+  constructor(
+    private readonly driver: ProtocolDriver,
+    host: DriverHost,
+  ) {
+    this.clientIp = host.clientIp;
+    this.clientPort = host.clientPort;
+    this.targetIp = host.targetIp;
+    this.targetPort = host.targetPort;
+    this.sawHandshake = host.sawHandshake;
+  }
+
+  get emit(): ProtocolContext['emit'] {
+    const d = this.driver;
+    return (this.emitFn ??= (data: Buffer, tag = 0) => d.contextEmit(data, tag));
+  }
+
+  get emitNext(): ProtocolContext['emitNext'] {
+    const d = this.driver;
+    return (this.emitNextFn ??= (data: Buffer, tag = 0) => d.contextEmitNext(data, tag));
+  }
+
+  get alignServerBytes(): ProtocolContext['alignServerBytes'] {
+    const d = this.driver;
+    return (this.alignFn ??= (onlineServerBytes: number) => d.contextAlign(onlineServerBytes));
+  }
+
+  get setReplyPayloadBytes(): ProtocolContext['setReplyPayloadBytes'] {
+    const d = this.driver;
+    return (this.replyBytesFn ??= (bytes: number) => d.contextReplyPayloadBytes(bytes));
+  }
+
+  get log(): ProtocolContext['log'] {
+    const d = this.driver;
+    return (this.logFn ??= (message: string) => d.log(message));
   }
 }
 
