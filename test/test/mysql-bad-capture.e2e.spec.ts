@@ -250,7 +250,8 @@ describe('tcpcopy --protocol mysql on a corrupt capture (real CLI, intercept and
 
   it('replays the valid connection and the good part of the others, and nothing of what is not MySQL', () => {
     const withBytes = received.filter((b) => b.length > 0);
-    expect(withBytes, `target connections that received bytes (of ${received.length})`).to.have.length(3);
+    const shown = withBytes.map((b) => JSON.stringify(b.toString('latin1').replace(/[^\x20-\x7e]/g, '.'))).join('\n');
+    expect(withBytes, `target connections that received bytes (of ${received.length}):\n${shown}\n${context()}\n${JSON.stringify(run.summary)}`).to.have.length(3);
     const all = Buffer.concat(received).toString('latin1');
     for (const q of VALID_QUERIES) expect(all).to.include(q);
     expect(all, 'the query after the corrupt length field').not.to.include('SELECT 5');

@@ -40,6 +40,22 @@ describe('ChunkBacklog', () => {
     expect(b.shift()[0]).to.equal(3);
   });
 
+  it('a backlog that never empties keeps order over many large chunks', () => {
+    const b = new ChunkBacklog();
+    let pushed = 0;
+    let shifted = 0;
+    b.push(chunk(3000, 0), 0, 0, -1);
+    pushed++;
+    for (let round = 0; round < 2000; round++) {
+      b.push(chunk(2049 + (pushed % 5), pushed), pushed, 0, -1);
+      pushed++;
+      const data = b.shift();
+      expect([data.length, data[0], b.tag]).to.deep.equal([shifted === 0 ? 3000 : 2049 + (shifted % 5), shifted & 0xff, shifted]);
+      shifted++;
+    }
+    expect(b.count).to.equal(1);
+  });
+
   it('never writes over a chunk already shifted out, while filling or after emptying', () => {
     const b = new ChunkBacklog();
     b.push(chunk(1500, 1), 1, 0, -1);

@@ -116,6 +116,11 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
   private clientAt = NaN;
   /** The session is not replayed any more (skipped or failed): everything left is dropped. */
   private failed = false;
+  /**
+   * The client's bytes stopped being MySQL packets: nothing after that point is read, but what came before it
+   * (the login, commands already framed) still goes, whenever the target's greeting lets it.
+   */
+  private clientCorrupt = false;
   /** The online server's answers, when the capture has them (connections captured from their start). */
   private readonly online: OnlineAnswers | null;
   private readonly comparison: AnswerComparison;
@@ -156,7 +161,7 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
   // ---- captured client bytes -------------------------------------------------------
 
   onClientData(data: Buffer, info: ClientDataInfo): void {
-    if (this.failed || data.length === 0) return;
+    if (this.failed || this.clientCorrupt || data.length === 0) return;
     if (!this.synced) {
       if (!plausibleCommand(data)) {
         // Captured mid-way inside a packet: wait for a segment that starts a command.
@@ -174,8 +179,12 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
       this.packetServerBytes = info.onlineServerBytes;
     }
     if (this.framer.error && !this.failed) {
+      // Not a failure of the connection: giving it up here would also drop the login and commands framed before
+      // the bad bytes while they wait for the target's greeting (all of them when the greeting comes late).
       this.stats.streamsCorrupt++;
-      this.fail(`the client's bytes are not MySQL packets (${this.framer.error}): the rest of the connection is dropped`);
+      this.ctx.log(`the client's bytes are not MySQL packets (${this.framer.error}): the rest of the connection is dropped`);
+      this.clientCorrupt = true;
+      this.framer.reset();
     }
   }
 
@@ -611,6 +620,8 @@ export class MysqlSession implements ProtocolSession, ReplyListener {
     if (tag < CLOSE_TAG || this.failed) return true;
     if (this.reader.lost || this.tracker?.lost) return byteCountRelease(query);
     if (tag === CLOSE_TAG) {
+      // A login still to be replayed goes before the FIN, even when the client ended before the target greeted.
+      if (this.login && this.link !== Link.READY) return false;
       const need = query.onlineServerBytes > this.lastServerBytes ? this.expectedTotal : this.lastNeed;
       return this.repliesSeen >= need;
     }

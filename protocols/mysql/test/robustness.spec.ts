@@ -234,6 +234,26 @@ describe('mysql: bad input never crashes the protocol; the connection is given u
       });
     }
 
+    it('a corrupt length field, and the client gone before the target greets: the login still goes, before the FIN', () => {
+      // The capture is done (the client's FIN included) while the target has not greeted yet: the FIN must wait for
+      // the login replayed behind it (it went first, and the target got nothing, when the greeting came late).
+      const bad = Buffer.from(command(0x03, 'UPDATE t SET n = 0 WHERE id = 4'));
+      bad.writeUIntLE(0xabcd, 0, 3); // 43,981 bytes said, a few dozen follow
+      const rig = new EngineRig({ protocol: createProtocol(OPTIONS), sim: { holdGreeting: true, responder: okTarget(MAIN.targetGreeting) } });
+      const items = [itemsOf(MAIN)[0], { bytes: bad, response: 11 }, { bytes: Buffer.from(command(0x03, 'SELECT 5')), response: 11 }];
+      for (const p of conversation(CLIENT, items.map((i) => ({ request: i.bytes, response: i.response })), { greeting: MAIN.onlineGreeting.length, mss: 7 })) {
+        rig.capture(p);
+      }
+      rig.advance(200);
+      expect(rig.sim.history[0]?.bytes.length ?? 0, 'nothing before the greeting').to.equal(0);
+      rig.sim.releaseGreetings();
+      rig.advance(2000);
+      const received = Buffer.concat(rig.sim.history.map((c) => c.bytes));
+      expect(received.toString('hex'), 'the login, nothing of the bad bytes').to.equal(login.expect.toString('hex'));
+      expect(rig.sim.history, 'one target connection').to.have.length(1);
+      expect(rig.engine.stats).to.include({ sessionsCompleted: 1, protocolFaults: 0 });
+    });
+
     it('an SSLRequest, then a TLS ClientHello: skippedTls 1, nothing sent to the target after the handshake', () => {
       const clientHello = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x00, 0x40]), Buffer.alloc(0x40, 0xa5)]);
       const o = replay({ items: [{ bytes: sslRequest(), response: 0 }, { bytes: clientHello, response: 2000 }, { bytes: Buffer.alloc(300, 0x17), response: 500 }] });

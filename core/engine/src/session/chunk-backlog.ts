@@ -79,6 +79,11 @@ export class ChunkBacklog {
     if (stored < 0) {
       data = this.large[this.largeHead];
       this.large[this.largeHead++] = undefined as unknown as Buffer;
+      // A backlog that never empties (a long upload to a slow target) must not keep every slot it used.
+      if (this.largeHead > 64 && this.largeHead * 2 > this.large.length) {
+        this.large = this.large.slice(this.largeHead);
+        this.largeHead = 0;
+      }
     } else {
       let block = this.blocks[0];
       if (this.readOffset + stored > block.length) {
