@@ -189,14 +189,17 @@ describe('bounded memory (real tcpcopy live in namespaces)', function () {
       expect(r.exitedBy?.code, 'exit code after SIGTERM').to.equal(0);
     });
 
-    it('its RSS is flat over the second half of the flood (growth < 10 %)', () => {
+    it('its RSS does not grow over the flood: the second half peaks no more than 10 % above the first', () => {
+      // The RSS saws between refusing near the limit and the collection after a wave of sessions times out (about
+      // 110-133 MiB here), so a sample at a fixed moment can fall in a trough; a leak shows as peaks that climb.
       const half = FLOOD_S / 2;
+      const first = r.samples.filter((s) => s.t < half);
       const second = r.samples.filter((s) => s.t >= half && s.t <= FLOOD_S);
       expect(second.length, `RSS samples in the second half of the flood (tcpcopy exited after ${r.diedAt.toFixed(1)} s)`).to.be.at.least(FLOOD_S / 2 - 2);
-      const atHalf = second[0].rss;
+      const firstPeak = Math.max(...first.map((s) => s.rss));
       const peak = Math.max(...second.map((s) => s.rss));
-      note(`RSS at ${half} s ${mib(atHalf)} MiB, peak over the second half ${mib(peak)} MiB (+${((peak / atHalf - 1) * 100).toFixed(1)} %)`);
-      expect(peak / atHalf - 1, 'growth over the second half').to.be.lessThan(0.1);
+      note(`RSS peak over the first half ${mib(firstPeak)} MiB, over the second half ${mib(peak)} MiB (${((peak / firstPeak - 1) * 100).toFixed(1)} %)`);
+      expect(peak / firstPeak - 1, 'growth of the peak from the first half to the second').to.be.lessThan(0.1);
     });
 
     it('refuses new sessions near the limit and counts them; the sessions it took end on their own (handshake timeout)', () => {
