@@ -18,9 +18,14 @@
 // * When open() throws, the half-made native handle is left behind in a state where its
 //   close() — and its destructor, which the GC runs — trips an assertion in libuv
 //   (uv_poll_stop on a poll handle that was never initialised) and aborts the process. So a
-//   failed handle must never be closed nor collected: we keep it referenced for the life of the
-//   process (FAILED_HANDLES). It holds its pcap handle (and, after a filter error, its ring
-//   buffer) until exit; errors at start-up are fatal for intercept anyway.
+//   failed handle must never be closed. It holds its pcap handle (and, after a filter error, its
+//   ring buffer) until exit; errors at start-up are fatal for the replay anyway.
+// * close() stops the handle's uv_poll but never uv_close()s it, so it stays in libuv's list of
+//   the loop's handles; once the GC deletes the object the poll lives in, the next handle opened
+//   or closed next to it in that list (a timer, a socket) writes into freed memory. `tcpcopy
+//   doctor` ended by SIGSEGV twice in CI while connecting its channels after closing its libpcap
+//   capture. So no Cap object is ever collected: every one made is kept referenced for the life
+//   of the process (KEPT_HANDLES; a few per run, each small once closed).
 // * A Cap object cannot be opened again after close() (its `closing` flag stays set and the
 //   next poll callback closes the new handle): use a new object per open.
 // * Immediate mode is looked up with dlopen("libpcap.so"), the unversioned name that only
@@ -66,12 +71,14 @@ export const MIN_SNAPLEN = 160;
 /** Ring buffer of a handle opened only to probe a device or to send. */
 export const PROBE_BUFFER = 256 * 1024;
 
-/** Failed cap handles, kept alive so that the GC never runs their (crashing) destructor. */
-const FAILED_HANDLES: CapHandle[] = [];
+/** Every cap handle made: kept alive so that the GC never deletes one (see above). */
+const KEPT_HANDLES: CapHandle[] = [];
 
-/** Keeps a handle whose open() threw referenced for the life of the process (see above). */
-export function keepFailedHandle(handle: CapHandle): void {
-  FAILED_HANDLES.push(handle);
+/** A new cap handle, referenced for the life of the process (see above): use it for one open(). */
+export function newCapHandle(cap: CapModule): CapHandle {
+  const handle = new cap.Cap();
+  KEPT_HANDLES.push(handle);
+  return handle;
 }
 
 let capModule: CapModule | null = null;

@@ -6,7 +6,7 @@ import {
   type CapModule,
   classifyOpenError,
   immediateModeAvailable,
-  keepFailedHandle,
+  newCapHandle,
   listCaptureDevices,
   LiveCaptureError,
   loadCap,
@@ -111,12 +111,11 @@ export class LiveCapture {
   }
 
   private openDevice(cap: CapModule, device: string, buffer: Buffer, onPacket: PacketHandler): void {
-    const handle = new cap.Cap();
+    const handle = newCapHandle(cap);
     let name: string;
     try {
       name = handle.open(device, this.filter, this.bufferSize, buffer);
     } catch (err) {
-      keepFailedHandle(handle);
       throw this.openError(cap, device, (err as Error).message);
     }
     const linkType = capLinkType(name);
@@ -143,14 +142,13 @@ export class LiveCapture {
     const known = classifyOpenError(device, message);
     if (known) return known;
     if (this.filter !== '') {
-      const probe = new cap.Cap();
+      const probe = newCapHandle(cap);
       try {
         probe.open(device, '', PROBE_BUFFER, Buffer.alloc(MIN_SNAPLEN));
         probe.close();
         return new LiveCaptureError('BAD_FILTER', `filter "${this.filter}" does not compile: ${message} ` +
           '(see `man pcap-filter`; quote the whole filter as one argument)', device);
       } catch (err) {
-        keepFailedHandle(probe);
         const again = classifyOpenError(device, (err as Error).message);
         if (again) return again;
       }

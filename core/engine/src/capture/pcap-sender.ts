@@ -4,7 +4,7 @@ import {
   capLinkType,
   type CapHandle,
   classifyOpenError,
-  keepFailedHandle,
+  newCapHandle,
   listCaptureDevices,
   LiveCaptureError,
   loadCap,
@@ -26,11 +26,10 @@ export class PcapSender {
     if (known && !known.includes(device)) {
       throw new LiveCaptureError('NO_DEVICE', `no network device "${device}" to send on (see \`ip link\`)`, device);
     }
-    const handle = new cap.Cap();
+    const handle = newCapHandle(cap);
     try {
       this.linkType = capLinkType(handle.open(device, 'less 1', PROBE_BUFFER, Buffer.alloc(MIN_SNAPLEN)));
     } catch (err) {
-      keepFailedHandle(handle);
       const known = classifyOpenError(device, (err as Error).message);
       if (known?.code === 'PERMISSION') {
         throw new LiveCaptureError('PERMISSION', known.message.replace('to capture on', 'to send on'), device);
