@@ -226,7 +226,8 @@ describe('doctor: tcpcopy doctor and intercept doctor find planted faults', func
   });
 
   it('names a capture device that does not exist and a filter that does not compile', async () => {
-    // A run that ends by a signal says which, and what it printed on stderr (one did once in CI, not reproduced).
+    // A run that ends by a signal says which, and what it printed on stderr (two ended by SIGSEGV in CI: a libpcap
+    // handle freed by the GC while still in libuv's handle list, capture/cap-addon.ts).
     const said = (x: DoctorRun) => `${x.stdout}\nsignal ${x.signal}; stderr: ${x.stderr}`;
     const d = await doctor('assistant', ['-i', 'nosuch0']);
     expect(d.code, said(d)).to.equal(1);
