@@ -294,9 +294,12 @@ class DriverContext implements ProtocolContext {
   }
 }
 
+/** A session without hooks: the driver's defaults are raw TCP. One for every connection, nothing kept per connection. */
+const NO_HOOKS: ProtocolSession = Object.freeze({});
+
 /** The engine's built-in default when no protocol module is given: bytes go as captured, released by byte count. */
 export const DEFAULT_PROTOCOL: SessionProtocol = {
   name: 'raw',
   replyPayloadBytes: 0,
-  createSession: () => ({}),
+  createSession: () => NO_HOOKS,
 };
