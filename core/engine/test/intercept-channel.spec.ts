@@ -384,6 +384,23 @@ describe('intercept channel', () => {
       expect(s.routesRemoved).to.equal(1);
     });
 
+    it('hands out reply payloads that stay as they were after later reads of the channel', async () => {
+      // The channel is read into one reused buffer: a payload a protocol keeps must be its own copy.
+      const kept: Buffer[] = [];
+      const { client } = newClient({ channelsPerIntercept: 1, onReply: (_pkt: TcpPacket, _len: number, data: Buffer) => kept.push(data) });
+      await client.connect();
+      const r = route('203.0.113.9', 40000, 16);
+      client.add(r);
+      await until('route', () => server.stats().routes === 1);
+      const texts = ['first payload..!', 'second payload.!', 'third payload..!'];
+      for (const [i, text] of texts.entries()) {
+        const p = reply(r, { flags: TCP_ACK | TCP_PSH, payload: Buffer.from(text), seq: 5000 + 16 * i });
+        server.dispatch(p, 0, p.length);
+        await until(`reply ${i + 1}`, () => kept.length === i + 1); // one read each
+      }
+      expect(kept.map((b) => b.toString())).to.deep.equal(texts);
+    });
+
     it('a ROUTE_DEL from another tcpcopy does not remove a route it does not own', async () => {
       const a = newClient();
       const b = newClient();

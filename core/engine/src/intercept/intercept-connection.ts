@@ -114,6 +114,8 @@ const EMPTY = Buffer.alloc(0);
 /** Route messages kept per connection while the secret handshake runs (only a program adding routes before connect() resolves has any). */
 const MAX_DEFERRED_ROUTES = 65_536;
 const CLOSE_GRACE_MS = 1000;
+/** Bytes one read of the channel takes at most (Node's own default for a socket read). */
+const READ_BUFFER_BYTES = 65_536;
 
 /** One intercept: its connections, what it said in HELLO_ACK, and the bookkeeping of an outage. */
 export class Remote implements RequeueTally {
@@ -153,6 +155,7 @@ export class InterceptConnection {
   readonly queue = new RouteQueue();
   private socket: net.Socket | null = null;
   private parser: FrameParser | null = null;
+  private readBuffer: Buffer | null = null;
   private readonly sniff = new HandshakeSniff(MessageType.HELLO_ACK, [MessageType.ERROR, MessageType.AUTH_CHALLENGE]);
   /** With a secret, during HELLO: the MAC the intercept must send back (null until challenged), and whether it did. */
   private expectedProof: Buffer | null = null;
@@ -257,7 +260,20 @@ export class InterceptConnection {
   /** Opens the socket and sends HELLO (and what the owner puts behind it). */
   private attempt(timeoutMs: number): void {
     const { host, port } = this.remote.address;
-    const socket = net.connect({ host, port });
+    // Replies are read into one reused buffer (no Readable stream, no Buffer per read): the frame parser copies
+    // what it keeps of a chunk, and reply() copies the payload bytes it hands on.
+    const readBuffer = this.readBuffer ?? (this.readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES));
+    const socket = net.connect({
+      host,
+      port,
+      onread: {
+        buffer: readBuffer,
+        callback: (nread: number, buf: Uint8Array) => {
+          if (this.socket === socket) this.onData(buf === readBuffer ? readBuffer.subarray(0, nread) : Buffer.from(buf.buffer, buf.byteOffset, nread));
+          return true;
+        },
+      },
+    });
     this.socket = socket;
     this.state = ConnectionState.CONNECTING;
     this.sniff.reset();
@@ -367,7 +383,8 @@ export class InterceptConnection {
     const payloadLength = total > headers ? total - headers : 0;
     this.counters.repliesReceived++;
     this.repliesInChunk++;
-    this.onReply(pkt, payloadLength, pkt.end > pkt.payload ? buf.subarray(pkt.payload, pkt.end) : EMPTY);
+    // The payload outlives the read buffer when a protocol keeps it: its own copy (raw replay asks for none).
+    this.onReply(pkt, payloadLength, pkt.end > pkt.payload ? Buffer.from(buf.subarray(pkt.payload, pkt.end)) : EMPTY);
   }
 
   private onHelloAck(type: number, buf: Buffer, start: number, end: number): void {
