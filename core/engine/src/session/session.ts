@@ -22,6 +22,14 @@ export enum SessionState {
   DONE,
 }
 
+/**
+ * The first value of a field that will hold sequence numbers (unsigned 32-bit) or times (fractional ms):
+ * -0 is no small integer, so V8 lays the field out as a double from the first session on. Starting at 0
+ * instead, the first value past 2^31 (any ISN, often) changes every session's layout at once: with
+ * 10,000 keep-alive sessions whose first FIN comes late, that was a wave of deoptimizations and
+ * object migrations, several percent of a run's CPU. -0 === 0.
+ */
+const AS_DOUBLE_ZERO = -0;
 /** Wait after a stale connection on the target was reset before the SYN goes again. */
 const STALE_RETRY_MS = 10;
 /**
@@ -97,17 +105,17 @@ export class Session implements WheelEntry, DriverHost {
 
   // ---- capture side (capture sequence space)
   /** The client's SYN sequence number, when it was captured. */
-  capIsn = 0;
+  capIsn = AS_DOUBLE_ZERO;
   private synMss = -1;
   private captured = new ClientStream();
   /** Next capture sequence number to hand to the protocol. */
-  private deliveredSeq = 0;
+  private deliveredSeq = AS_DOUBLE_ZERO;
   private haveSeq = false;
   /** Bytes the online server had sent, per the client's ACKs: zero at `ackBase`. */
-  private ackBase = 0;
+  private ackBase = AS_DOUBLE_ZERO;
   private haveAckBase = false;
   private hasFin = false;
-  private finSeq = 0;
+  private finSeq = AS_DOUBLE_ZERO;
   private finServerBytes = 0;
   private finDelivered = false;
   private hasRst = false;
@@ -117,7 +125,7 @@ export class Session implements WheelEntry, DriverHost {
   private release: ReleaseControl;
 
   /** Next sequence number of the online server's bytes to this client, once known. */
-  private onlineNext = 0;
+  private onlineNext = AS_DOUBLE_ZERO;
   private haveOnlineSeq = false;
 
   // ---- out queue (stream positions)
@@ -137,13 +145,13 @@ export class Session implements WheelEntry, DriverHost {
   private currentSum = -1;
 
   // ---- connection to the target
-  private isn = 0;
+  private isn = AS_DOUBLE_ZERO;
   /** Stream position of the first byte after our SYN on this connection. */
   private basePos = 0;
   private connections = 0;
-  private targetIsn = 0;
+  private targetIsn = AS_DOUBLE_ZERO;
   /** Next target byte expected: the ACK we send. */
-  private rcvNxt = 0;
+  private rcvNxt = AS_DOUBLE_ZERO;
   /** Bytes received from the target on all connections, its FINs counted as one (like the client's ACKs). */
   private targetBytes = 0;
   private targetFin = false;
@@ -153,12 +161,12 @@ export class Session implements WheelEntry, DriverHost {
   private peerWscale = 0;
   private targetMss = 536;
   private timestamps = false;
-  private tsRecent = 0;
+  private tsRecent = AS_DOUBLE_ZERO;
   private lastAckSeen = -1;
   private dupAcks = 0;
   ackPending = false;
   /** The target sequence number our last ACK carried. */
-  private ackedUpTo = 0;
+  private ackedUpTo = AS_DOUBLE_ZERO;
   /** A delayed ACK is owed at this time (Infinity: none). */
   private ackAt = Infinity;
   /** Zero-window probe (RFC 9293 §3.8.6.1) due at this time (Infinity: none). */
@@ -176,8 +184,8 @@ export class Session implements WheelEntry, DriverHost {
   private closedCleanly = false;
 
   private ipId: number;
-  private synSentAt = 0;
-  private handshakeStartedAt = 0;
+  private synSentAt = AS_DOUBLE_ZERO;
+  private handshakeStartedAt = AS_DOUBLE_ZERO;
   /** RFC 6298 retransmission timeout (kept across reconnects: same path). */
   private timer = new RtoEstimator();
   private rtoAt = Infinity;
@@ -188,7 +196,7 @@ export class Session implements WheelEntry, DriverHost {
   /** When a hole in the captured stream is given up on (a packet the capture lost). */
   private gapAt = Infinity;
   /** When the last captured client packet was captured (its pcap time, or when it arrived live), for the protocol. */
-  private capturedAtMs = 0;
+  private capturedAtMs = AS_DOUBLE_ZERO;
   /** The protocol's beforeSend holds the next chunk back (until a target reply changes its mind). */
   private sendHeld = false;
   private lingerAt = Infinity;
