@@ -73,3 +73,49 @@ describe('live replay: -m memory limit', () => {
     expect(engine.admitting).to.equal(true);
   });
 });
+
+describe('live replay: the engine\'s timers', () => {
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  async function until(what: string, cond: () => boolean): Promise<void> {
+    for (const end = Date.now() + 2000; !cond(); await wait(2)) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+  }
+
+  it('tick only while the engine holds sessions: an idle replay sleeps, a new connection wakes the timers', async () => {
+    const engine = new ReplayEngine({ transfers: new TransferTable(parseTransfers('80-198.51.100.30:80')), sink: new RecordingSink() });
+    let ticks = 0;
+    const tick = engine.tick.bind(engine);
+    engine.tick = (now?: number) => {
+      ticks++;
+      tick(now);
+    };
+    const source = new ManualSource();
+    const live = replayLive(engine, source, { tickMs: 2 });
+    try {
+      // Nothing to time: 25 intervals go by without a tick (the old interval ticked every 2 ms regardless).
+      await wait(50);
+      expect(ticks, 'ticks with no session').to.equal(0);
+      const feed = (port: number) => {
+        for (const p of conversation({ ip: '198.51.100.10', port, isn: port }, [{ request: 'GET\n', response: 1 }], { fin: false })) {
+          source.handler!.handleCaptured(view(p), engine.now());
+        }
+      };
+      feed(1000);
+      expect(engine.size).to.equal(1);
+      await until('ticks once a session exists', () => ticks >= 3);
+      // The sessions end: the next tick sees none and the ticks stop.
+      engine.closeAll();
+      await until('the tick after the last session', () => ticks >= 4);
+      const stoppedAt = ticks;
+      await wait(50);
+      expect(ticks, 'ticks after the last session was gone').to.be.at.most(stoppedAt + 1);
+      // A new connection starts them again.
+      feed(1001);
+      await until('ticks again', () => ticks >= stoppedAt + 3);
+    } finally {
+      live.stop();
+    }
+    const after = ticks;
+    await wait(20);
+    expect(ticks, 'no tick after stop()').to.equal(after);
+  });
+});
