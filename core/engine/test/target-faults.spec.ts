@@ -3,8 +3,11 @@
 // of one still being replayed.
 import { expect } from 'chai';
 import { TCP_ACK, TCP_SYN } from '../src/decode/tcp-packet';
-import { buildPacket } from '../src/compliance/packets';
+import { buildPacket, view } from '../src/compliance/packets';
 import { conversation, EngineRig } from '../src/compliance/engine-rig';
+import type { PacketSink } from '../src/output/packet-sink';
+import { parseTransfers, TransferTable } from '../src/rewrite/address-map';
+import { ReplayEngine } from '../src/session/replay-engine';
 
 const client = { ip: '198.51.100.10', port: 40000, isn: 1_000_000 };
 const exchanges = [{ request: 'GET a 10\n', response: 10 }, { request: 'GET b 10\n', response: 10 }];
@@ -67,6 +70,39 @@ describe('target faults (simulated target)', () => {
     expect(rig.sim.synsReceived, 'no second SYN 1.2 s after the batch began').to.equal(1);
     rig.advance(150);
     expect(rig.sim.synsReceived, 'the second SYN 1 s after the batch was done').to.equal(2);
+  });
+
+  it('with a sink that sends in batches, a SYN is timed from when the sink\'s batch went, not from the end of the capture batch', () => {
+    let t = 1000;
+    const sent: Buffer[] = [];
+    const pending: Buffer[] = [];
+    const sink: PacketSink & { flushBatch(): void } = {
+      stats: { sent: 0, failed: 0, queued: 0 },
+      onFlushed: null,
+      send(buf: Buffer, offset: number, length: number) {
+        pending.push(Buffer.from(buf.subarray(offset, offset + length)));
+      },
+      flushBatch() {
+        sent.push(...pending.splice(0));
+        this.onFlushed?.();
+      },
+      close() {},
+    };
+    const engine = new ReplayEngine({ transfers: new TransferTable(parseTransfers('80-198.51.100.30:8080')), sink, now: () => t });
+    const syns = () => sent.filter((p) => view(p).flags === TCP_SYN).length;
+    engine.handleCaptured(view(conversation(client, exchanges)[0]), t);
+    engine.flush(t); // the batch of captured packets is done at 1000 ms
+    t += 400; // and the sink's batch goes 400 ms later (a long garbage collection in between)
+    sink.flushBatch();
+    expect(syns()).to.equal(1);
+    t = 2300;
+    engine.tick(t);
+    sink.flushBatch();
+    expect(syns(), 'no second SYN 1.3 s after the capture batch, 0.9 s after the SYN left').to.equal(1);
+    t = 2450;
+    engine.tick(t);
+    sink.flushBatch();
+    expect(syns(), 'the second SYN 1 s after the first left').to.equal(2);
   });
 
   it('a target silent for 10 s (a route restored, say): the session waiting on it replays whole at its 5th SYN', () => {

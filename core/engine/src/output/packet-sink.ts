@@ -9,6 +9,12 @@ export interface PacketSink {
   /** Packets accepted and dropped so far. */
   readonly stats: { sent: number; failed: number; queued: number };
   close(): void;
+  /**
+   * A sink that hands packets to the kernel later in batches (at the end of the event-loop turn) declares
+   * this (null until set) and calls it after each batch: the engine then runs a SYN's retransmission timer
+   * from there, not from when the SYN was queued. Absent: send() hands each packet out at once.
+   */
+  onFlushed?: (() => void) | null;
 }
 
 /** Keeps copies of every packet: for tests, benchmarks and programs that inspect the output. */

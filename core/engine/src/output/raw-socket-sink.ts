@@ -34,6 +34,7 @@ export class RawSocketSink implements PacketSink {
   private reportedFailures = 0;
   private lastError = '';
   private closed = false;
+  onFlushed: (() => void) | null = null;
 
   constructor(private readonly onError: (message: string) => void = NO_OP, opts: RawSocketSinkOptions = {}) {
     this.addon = loadNetio();
@@ -79,6 +80,7 @@ export class RawSocketSink implements PacketSink {
     if (this.closed) return;
     this.addon.senderFlush(this.handle);
     if (this.counters[1] !== this.reportedFailures) this.reportFailures();
+    this.onFlushed?.();
   }
 
   close(): void {

@@ -126,7 +126,7 @@ export interface EngineContext {
   isnClock(now: number): number;
   /** The session has ACKs to send: flushed once the current batch of replies is processed. */
   markAckPending(session: { flushAck(now: number): void }): void;
-  /** The session queued a SYN: at the end of the batch it is told when that was (synFlushed), for its timer. */
+  /** The session queued a SYN: it is told when the SYN was handed out (synFlushed), for its timer. */
   synQueued(session: { synFlushed(now: number): void }): void;
   sessionFinished(session: object): void;
   warn(message: string): void;

@@ -527,9 +527,10 @@ export class Session implements WheelEntry, DriverHost {
   }
 
   /**
-   * The batch that queued our SYN at synSentAt was done at `now`: the SYN left then at the soonest (a batch of
-   * a flood, a GC pause or a busy CPU can take a good part of a second), and as in the kernel its retransmission
-   * timer, and the RTT its answer measures, run from when it left.
+   * The SYN queued at synSentAt was handed out at `now` (the sink's batch went, or for a sink that sends at once,
+   * the batch of captured packets that queued it was done): a batch of a flood, a GC pause or a busy CPU can take
+   * a good part of a second, and as in the kernel its retransmission timer, and the RTT its answer measures, run
+   * from when it left.
    */
   synFlushed(now: number): void {
     if (this.state !== SessionState.SYN_SENT || now <= this.synSentAt) return;
