@@ -7,6 +7,7 @@ import { parseTransfers, TransferTable } from '../src/rewrite/address-map';
 import { ReplayEngine } from '../src/session/replay-engine';
 import { conversation } from '../src/compliance/engine-rig';
 import { view } from '../src/compliance/packets';
+import { TCP_SYN } from '../src/decode/tcp-packet';
 
 class ManualSource implements LiveSource {
   readonly stats = new CaptureStats();
@@ -76,12 +77,13 @@ describe('live replay: -m memory limit', () => {
 
 describe('live replay: the engine\'s timers', () => {
   const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  async function until(what: string, cond: () => boolean): Promise<void> {
-    for (const end = Date.now() + 2000; !cond(); await wait(2)) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+  async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {
+    for (const end = Date.now() + ms; !cond(); await wait(2)) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
   }
 
-  it('tick only while the engine holds sessions: an idle replay sleeps, a new connection wakes the timers', async () => {
-    const engine = new ReplayEngine({ transfers: new TransferTable(parseTransfers('80-198.51.100.30:80')), sink: new RecordingSink() });
+  it('wake for the sessions\' deadlines, not every tick: none with no session, a SYN sent again on time with a few', async () => {
+    const sink = new RecordingSink();
+    const engine = new ReplayEngine({ transfers: new TransferTable(parseTransfers('80-198.51.100.30:80')), sink });
     let ticks = 0;
     const tick = engine.tick.bind(engine);
     engine.tick = (now?: number) => {
@@ -91,31 +93,27 @@ describe('live replay: the engine\'s timers', () => {
     const source = new ManualSource();
     const live = replayLive(engine, source, { tickMs: 2 });
     try {
-      // Nothing to time: 25 intervals go by without a tick (the old interval ticked every 2 ms regardless).
+      const startTicks = ticks; // one at the start
+      // Nothing to time: 25 ticks' time goes by without one (the old interval ticked every 2 ms regardless).
       await wait(50);
-      expect(ticks, 'ticks with no session').to.equal(0);
-      const feed = (port: number) => {
-        for (const p of conversation({ ip: '198.51.100.10', port, isn: port }, [{ request: 'GET\n', response: 1 }], { fin: false })) {
-          source.handler!.handleCaptured(view(p), engine.now());
-        }
-      };
-      feed(1000);
-      expect(engine.size).to.equal(1);
-      await until('ticks once a session exists', () => ticks >= 3);
-      // The sessions end: the next tick sees none and the ticks stop.
-      engine.closeAll();
-      await until('the tick after the last session', () => ticks >= 4);
-      const stoppedAt = ticks;
-      await wait(50);
-      expect(ticks, 'ticks after the last session was gone').to.be.at.most(stoppedAt + 1);
-      // A new connection starts them again.
-      feed(1001);
-      await until('ticks again', () => ticks >= stoppedAt + 3);
+      expect(ticks - startTicks, 'ticks with no session').to.equal(0);
+      // A session whose target never answers: its only deadline is the SYN's retransmission, 1 s on.
+      const syn = conversation({ ip: '198.51.100.10', port: 1000, isn: 1000 }, [{ request: 'GET\n', response: 1 }], { fin: false })[0];
+      const sentAt = Date.now();
+      source.handler!.handleCaptured(view(syn), engine.now());
+      engine.flush();
+      const syns = () => sink.packets.filter((p) => view(p).flags === TCP_SYN).length;
+      expect(syns()).to.equal(1);
+      const before = ticks;
+      await until('the SYN sent again', () => syns() === 2);
+      const after = Date.now() - sentAt;
+      expect(after, 'ms until the second SYN').to.be.within(990, 1300);
+      expect(ticks - before, 'ticks on the way (500 with a 2 ms interval)').to.be.at.most(5);
     } finally {
       live.stop();
     }
-    const after = ticks;
+    const atStop = ticks;
     await wait(20);
-    expect(ticks, 'no tick after stop()').to.equal(after);
+    expect(ticks, 'no tick after stop()').to.equal(atStop);
   });
 });

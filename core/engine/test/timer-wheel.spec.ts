@@ -15,6 +15,31 @@ function entry(deadline: number, fired: number[]): WheelEntry {
 }
 
 describe('timer wheel', () => {
+  it('tells a sleeping driver where the next filed slot is, and when a deadline comes before its wake-up', () => {
+    const w = new TimerWheel(5, 64, 0);
+    expect(w.nextFiledTime(), 'empty').to.equal(Infinity);
+    const earlier: number[] = [];
+    w.onEarlier = (d) => earlier.push(d);
+    w.wakeAt = 100;
+    const fired: number[] = [];
+    const late = entry(203, fired);
+    w.arm(late);
+    expect(earlier, 'after the wake-up: nothing to say').to.deep.equal([]);
+    expect(w.nextFiledTime(), 'the slot of 203').to.equal(200);
+    const soon = entry(42, fired);
+    w.arm(soon);
+    expect(earlier, 'before the wake-up: told').to.deep.equal([42]);
+    expect(w.nextFiledTime(), 'the slot of 42').to.equal(40);
+    w.advance(45);
+    expect(fired).to.deep.equal([45]);
+    expect(w.nextFiledTime(), 'the slot of 203 again').to.equal(200);
+    // Beyond a turn (320 ms here) an entry sits in a slot of an earlier turn: the wake-up may come early, never late.
+    const far = entry(45 + 700, fired);
+    w.remove(late);
+    w.arm(far);
+    expect(w.nextFiledTime()).to.be.at.most(745);
+  });
+
   it('fires a deadline inside a slot on the first advance at or after it, whatever the tick step', () => {
     for (const step of [1, 2, 3, 7]) {
       const w = new TimerWheel(5, 64, 0);

@@ -63,22 +63,29 @@ export function replayLive(engine: ReplayEngine, source: LiveSource, opts: LiveR
   const done = new Promise<LiveReplayEnd>((resolve) => (finish = resolve));
   if (!opts.sourceStarted) source.start(engine);
   let ended = false;
-  // The timer wheel has 5 ms slots: ticking faster only costs CPU. The engine's timers all belong to sessions:
-  // with none, nothing ticks (an idle tcpcopy woke 200 times a second for nothing: 4 % of a core), and the
-  // first new session starts the ticks again.
+  // The engine's timers are its sessions' deadlines, filed in a wheel of 5 ms slots. It is advanced when its next
+  // filed slot comes (at most every tickMs), and sooner when a session files an earlier deadline: an idle
+  // tcpcopy, or one holding a few quiet keep-alive connections, sleeps rather than waking every 5 ms (200
+  // wake-ups a second cost an idle tcpcopy 4 % of a core).
   const tickMs = opts.tickMs ?? 5;
-  let tick: NodeJS.Timeout | null = null;
-  const onTick = (): void => {
+  const wheel = engine.wheel;
+  let timer: NodeJS.Timeout | null = null;
+  const wakeAt = (at: number): void => {
+    if (ended) return;
+    if (timer !== null) clearTimeout(timer);
+    wheel.wakeAt = at;
+    timer = setTimeout(onTimer, Math.max(0, at - engine.now()));
+  };
+  const onTimer = (): void => {
+    timer = null;
     engine.tick();
-    if (engine.size === 0 && tick !== null) {
-      clearInterval(tick);
-      tick = null;
-    }
+    const next = wheel.nextFiledTime();
+    if (next === Infinity) wheel.wakeAt = Infinity; // the next deadline filed schedules the wake-up
+    else wakeAt(Math.max(next, engine.now() + tickMs));
   };
-  const startTicking = (): void => {
-    if (tick === null && !ended) tick = setInterval(onTick, tickMs);
-  };
-  engine.onFirstSession = startTicking;
+  wheel.onEarlier = wakeAt;
+  wheel.wakeAt = Infinity;
+  onTimer();
   const rss = opts.rss ?? (() => process.memoryUsage.rss());
   const collect = opts.collect ?? collectGarbage;
   const limit = opts.memoryLimitBytes ?? 0;
@@ -113,13 +120,14 @@ export function replayLive(engine: ReplayEngine, source: LiveSource, opts: LiveR
     }
   }
   const stats = opts.onStats && opts.statsIntervalMs ? setInterval(opts.onStats, opts.statsIntervalMs) : null;
-  if (engine.size > 0) startTicking();
   function end(why: LiveReplayEnd): void {
     if (ended) return;
     ended = true;
     source.close();
-    engine.onFirstSession = null;
-    if (tick !== null) clearInterval(tick);
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    wheel.onEarlier = null;
+    wheel.wakeAt = -Infinity;
     if (memory) clearInterval(memory);
     if (judgeLater) clearTimeout(judgeLater);
     if (stats) clearInterval(stats);

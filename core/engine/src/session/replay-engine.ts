@@ -77,11 +77,6 @@ export class ReplayEngine implements EngineContext {
   private readonly leftOut = new Set<number>();
   /** False while memory is short (-m): no new sessions, existing ones carry on. */
   admitting = true;
-  /**
-   * Called when the engine, holding no session, starts one: a live replay runs the engine's timers (tick)
-   * only while it holds sessions, so that an idle tcpcopy sleeps rather than waking every 5 ms.
-   */
-  onFirstSession: (() => void) | null = null;
   private readonly sampleSalt = (Math.random() * 0x7fffffff) | 0;
 
   constructor(init: ReplayEngineInit) {
@@ -392,7 +387,6 @@ export class ReplayEngine implements EngineContext {
     this.byClient.add(s);
     this.byReply.add(s);
     this.stats.sessionsCreated++;
-    if (this.byClient.size === 1) this.onFirstSession?.();
     return s;
   }
 

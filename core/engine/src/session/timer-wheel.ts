@@ -37,9 +37,17 @@ export class TimerWheel {
     this.cursorTime = Math.floor(now / slotMs) * slotMs;
   }
 
+  /**
+   * When the driver will next advance the wheel (engine clock); arming a deadline before it calls onEarlier,
+   * so that a driver sleeping until the next filed slot (nextFiledTime) wakes in time. -Infinity: no such driver.
+   */
+  wakeAt = -Infinity;
+  onEarlier: ((deadline: number) => void) | null = null;
+
   /** Files (or re-files) an entry after its deadline changed. Call whenever `deadline` decreases or is first set. */
   arm(entry: WheelEntry): void {
     if (entry.deadline === Infinity) return;
+    if (entry.deadline < this.wakeAt) this.onEarlier!(entry.deadline);
     const slot = this.slotOf(Math.max(entry.deadline, this.cursorTime));
     if (entry.wheelSlot === slot) return;
     if (entry.wheelSlot >= 0) this.unlink(entry);
@@ -76,6 +84,19 @@ export class TimerWheel {
     }
     // After a stall longer than a turn every slot was visited once: continue from now.
     if (this.cursorTime <= now) this.cursorTime = Math.floor(now / this.slotMs) * this.slotMs;
+  }
+
+  /**
+   * The start of the first slot from the cursor on that holds an entry (none of the wheel's deadlines is
+   * earlier), or Infinity when it holds none: a driver may sleep until then.
+   */
+  nextFiledTime(): number {
+    const n = this.heads.length;
+    const first = this.slotOf(this.cursorTime);
+    for (let k = 0; k < n; k++) {
+      if (this.heads[(first + k) % n] !== null) return this.cursorTime + k * this.slotMs;
+    }
+    return Infinity;
   }
 
   private append(entry: WheelEntry, slot: number): void {
