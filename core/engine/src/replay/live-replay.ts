@@ -70,7 +70,7 @@ export function replayLive(engine: ReplayEngine, source: LiveSource, opts: LiveR
   const tickMs = opts.tickMs ?? 5;
   const wheel = engine.wheel;
   let timer: NodeJS.Timeout | null = null;
-  const wakeAt = (at: number): void => {
+  const scheduleWake = (at: number): void => {
     if (ended) return;
     if (timer !== null) clearTimeout(timer);
     wheel.wakeAt = at;
@@ -81,9 +81,9 @@ export function replayLive(engine: ReplayEngine, source: LiveSource, opts: LiveR
     engine.tick();
     const next = wheel.nextFiledTime();
     if (next === Infinity) wheel.wakeAt = Infinity; // the next deadline filed schedules the wake-up
-    else wakeAt(Math.max(next, engine.now() + tickMs));
+    else scheduleWake(Math.max(next, engine.now() + tickMs));
   };
-  wheel.onEarlier = wakeAt;
+  wheel.onEarlier = scheduleWake;
   wheel.wakeAt = Infinity;
   onTimer();
   const rss = opts.rss ?? (() => process.memoryUsage.rss());
