@@ -133,7 +133,7 @@ export {
 // ---- (c) Pcap files and packet decoding, for tools.
 
 export { LinkType, linkTypeName } from './decode/link-type';
-export { PcapFormatError, type PcapRecord } from './capture/pcap-format';
+export { PcapFormatError, type PcapRecord, type PcapRecordInPlace } from './capture/pcap-format';
 export { PcapReader, type PcapReaderOptions } from './capture/pcap-reader';
 export { PcapWriter, type PcapWriterOptions } from './capture/pcap-writer';
 export { ipv4Offset, linkHeaderLength } from './decode/link';

@@ -80,6 +80,24 @@ describe('link', () => {
       expect(off(LinkType.ETHERNET, big, f.length)).to.equal(14);
     });
 
+    it('a frame in place inside a larger buffer (start): the offset is the buffer\'s, the bounds the frame\'s', () => {
+      const frame = eth(0x0800, IPV4, [0x8100]);
+      const buf = Buffer.concat([Buffer.alloc(7, 0x45), frame, Buffer.alloc(9, 0x45)]);
+      expect(ipv4Offset(LinkType.ETHERNET, buf, frame.length, 7)).to.equal(7 + 18);
+      // Cut one byte short of the 20 bytes of IP: not read past the frame into what follows it.
+      expect(ipv4Offset(LinkType.ETHERNET, buf, frame.length - 1, 7)).to.equal(-1);
+      const sllFrame = sll(0x0800, IPV4);
+      const b2 = Buffer.concat([Buffer.alloc(3), sllFrame]);
+      expect(ipv4Offset(LinkType.LINUX_SLL, b2, sllFrame.length, 3)).to.equal(3 + 16);
+      const b3 = Buffer.concat([Buffer.alloc(5), sll2(0x0800, IPV4)]);
+      expect(ipv4Offset(LinkType.LINUX_SLL2, b3, b3.length - 5, 5)).to.equal(5 + 20);
+      const b4 = Buffer.concat([Buffer.alloc(2, 0x45), IPV4]);
+      expect(ipv4Offset(LinkType.RAW, b4, IPV4.length, 2)).to.equal(2);
+      expect(ipv4Offset(LinkType.RAW, b4, IPV4.length - 1, 2)).to.equal(-1);
+      // A start past the buffer's end finds nothing.
+      expect(ipv4Offset(LinkType.RAW, b4, 20, 40)).to.equal(-1);
+    });
+
     it('unsupported link types → -1', () => {
       expect(ipv4Offset(105 as LinkType, eth(0x0800, IPV4), 34)).to.equal(-1);
     });

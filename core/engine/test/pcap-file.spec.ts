@@ -212,6 +212,24 @@ describe('pcap-file', () => {
       expectPcapError(() => r.next(), 'CLOSED', fixture('eth-us.pcap'));
     });
 
+    it('leaves each record in place in its buffer, and makes `data` only when read', () => {
+      for (const chunk of [64, 1 << 20]) {
+        const r = PcapReader.open(fixture('eth-us.pcap'), { chunkSize: chunk });
+        const ref = PcapReader.open(fixture('eth-us.pcap'));
+        let n = 0;
+        for (let rec = r.next(), want = ref.next(); rec && want; rec = r.next(), want = ref.next(), n++) {
+          const inPlace = rec.buffer.subarray(rec.start, rec.start + rec.length);
+          expect(inPlace.equals(want.data), `chunk ${chunk} record ${n}`).to.equal(true);
+          expect(rec.length).to.equal(want.data.length);
+          expect(rec.data).to.equal(rec.data); // one view per record, made once
+          expect(rec.data.equals(inPlace)).to.equal(true);
+        }
+        expect(n).to.equal(14);
+        r.close();
+        ref.close();
+      }
+    });
+
     for (const be of [false, true]) {
       for (const ns of [false, true]) {
         it(`reads hand-built ${be ? 'big' : 'little'}-endian ${ns ? 'nanosecond' : 'microsecond'} files`, () => {

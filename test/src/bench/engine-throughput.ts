@@ -73,7 +73,7 @@ function median(xs: number[]): number {
   return s[s.length >> 1];
 }
 
-/** PcapReader + link offset + TcpPacket.decode, nothing else. Returns the seconds it took. */
+/** PcapReader + link offset + TcpPacket.decode (in place in the reader's buffer), nothing else. Returns the seconds it took. */
 function decodeLoop(file: string): number {
   const reader = PcapReader.open(file);
   const view = new TcpPacket();
@@ -81,8 +81,8 @@ function decodeLoop(file: string): number {
   const t0 = performance.now();
   try {
     for (let rec = reader.next(); rec; rec = reader.next()) {
-      const off = ipv4Offset(reader.linkType, rec.data, rec.data.length);
-      if (off < 0 || view.decode(rec.data, off, rec.data.length - off) !== DecodeStatus.OK) bad++;
+      const off = ipv4Offset(reader.linkType, rec.buffer, rec.length, rec.start);
+      if (off < 0 || view.decode(rec.buffer, off, rec.start + rec.length - off) !== DecodeStatus.OK) bad++;
     }
   } finally {
     reader.close();
@@ -121,8 +121,8 @@ function runEngine(file: string): EngineRun {
     for (let rec = reader.next(); rec; rec = reader.next()) {
       if (firstUs < 0) firstUs = rec.timeUs;
       clock = 1000 + (rec.timeUs - firstUs) / 1000;
-      const off = ipv4Offset(reader.linkType, rec.data, rec.data.length);
-      if (off < 0 || view.decode(rec.data, off, rec.data.length - off) !== DecodeStatus.OK) {
+      const off = ipv4Offset(reader.linkType, rec.buffer, rec.length, rec.start);
+      if (off < 0 || view.decode(rec.buffer, off, rec.start + rec.length - off) !== DecodeStatus.OK) {
         undecoded++;
         continue;
       }

@@ -34,7 +34,8 @@ export class SimulatedTarget implements PacketSink {
   private readonly conns = new Map<number, TargetConn>();
   private readonly queue: TargetConn[] = [];
   private readonly seen = new TcpPacket();
-  private readonly reply = Buffer.alloc(60);
+  private readonly reply: Buffer;
+  private readonly synReply: Buffer;
   private readonly replyView = new TcpPacket();
   private isnCounter = 1;
 
@@ -44,7 +45,10 @@ export class SimulatedTarget implements PacketSink {
     /** Each this many request bytes get one response (requests come one segment each, but need not). */
     private readonly requestBytes: number,
     private readonly responseBytes: number,
-  ) {}
+  ) {
+    this.reply = replyTemplate(targetIp, targetPort, false);
+    this.synReply = replyTemplate(targetIp, targetPort, true);
+  }
 
   attach(engine: ReplayEngine): void {
     this.engine = engine;
@@ -61,9 +65,12 @@ export class SimulatedTarget implements PacketSink {
     this.stats.sent++;
     const v = this.seen;
     v.decode(buf, offset, length);
-    const key = v.srcIp * 65536 + v.srcPort;
+    const key = connKey(v.srcIp, v.srcPort);
     const flags = v.flags;
     let c = this.conns.get(key);
+    if (c && (c.ip !== v.srcIp || c.port !== v.srcPort)) {
+      throw new Error(`the simulated target's connection key ${key} is shared by two clients: their addresses must differ in the low 16 bits`);
+    }
     if (flags & TCP_RST) {
       this.conns.delete(key);
       return;
@@ -160,43 +167,55 @@ export class SimulatedTarget implements PacketSink {
   /**
    * One header-only reply: IPv4 + TCP (timestamps; MSS and window scale too on a SYN-ACK). The IP total
    * length counts `payload` bytes that are not there, as in what intercept sends back. Checksums stay 0:
-   * nothing checks them on this path (the TCP one covers bytes intercept leaves out).
+   * nothing checks them on this path (the TCP one covers bytes intercept leaves out). The fields that
+   * never change are in the two templates already; only the reply's own ones are written here.
    */
   private emit(c: TargetConn, seq: number, flags: number, payload: number, now: number): void {
-    const b = this.reply;
     const syn = (flags & TCP_SYN) !== 0;
-    const tcpLen = syn ? 40 : 32;
-    b[0] = 0x45;
-    b[1] = 0;
-    put16(b, 2, 20 + tcpLen + payload);
-    put32(b, 4, 0x40000000); // id 0, DF
-    b[8] = 64;
-    b[9] = 6;
-    put16(b, 10, 0);
-    put32(b, 12, this.targetIp);
+    const b = syn ? this.synReply : this.reply;
+    const headers = syn ? 60 : 52;
+    put16(b, 2, headers + payload);
     put32(b, 16, c.ip);
-    put16(b, 20, this.targetPort);
     put16(b, 22, c.port);
     put32(b, 24, seq);
     put32(b, 28, c.rcvNxt);
-    b[32] = (tcpLen / 4) << 4;
     b[33] = flags;
-    put16(b, 34, syn ? 65535 : 502); // 502 << 7 after the handshake: plenty
-    put32(b, 36, 0);
-    let o = 40;
-    if (syn) {
-      b[o] = 2; b[o + 1] = 4; put16(b, o + 2, TARGET_MSS); // MSS
-      b[o + 4] = 1; b[o + 5] = 3; b[o + 6] = 3; b[o + 7] = 7; // NOP, window scale 7
-      o += 8;
-    }
-    b[o] = 1; b[o + 1] = 1; b[o + 2] = 8; b[o + 3] = 10; // NOP, NOP, timestamps
-    put32(b, o + 4, this.repliesSent >>> 0);
-    put32(b, o + 8, 0);
+    put32(b, headers - 8, this.repliesSent >>> 0); // TSval
     const v = this.replyView;
-    v.decode(b, 0, 20 + tcpLen); // TRUNCATED when payload > 0: expected for a header-only reply
+    v.decode(b, 0, headers); // TRUNCATED when payload > 0: expected for a header-only reply
     this.repliesSent++;
     this.engine.handleReply(v, payload, EMPTY, now);
   }
+}
+
+/** A reply's fixed fields: from the target's address and port, timestamps, and on a SYN-ACK MSS and window scale. */
+function replyTemplate(targetIp: number, targetPort: number, syn: boolean): Buffer {
+  const tcpLen = syn ? 40 : 32;
+  const b = Buffer.alloc(20 + tcpLen);
+  b[0] = 0x45;
+  put32(b, 4, 0x40000000); // id 0, DF
+  b[8] = 64;
+  b[9] = 6;
+  put32(b, 12, targetIp);
+  put16(b, 20, targetPort);
+  b[32] = (tcpLen / 4) << 4;
+  put16(b, 34, syn ? 65535 : 502); // 502 << 7 after the handshake: plenty
+  let o = 40;
+  if (syn) {
+    b[o] = 2; b[o + 1] = 4; put16(b, o + 2, TARGET_MSS); // MSS
+    b[o + 4] = 1; b[o + 5] = 3; b[o + 6] = 3; b[o + 7] = 7; // NOP, window scale 7
+    o += 8;
+  }
+  b[o] = 1; b[o + 1] = 1; b[o + 2] = 8; b[o + 3] = 10; // NOP, NOP, timestamps (TSval written per reply)
+  return b;
+}
+
+/**
+ * A connection's key: the low 16 bits of the client's address and its port, a small integer (a Map keyed by
+ * address * 65536 + port boxed every key past 2^31). The bench's clients differ in those bits; send() checks it.
+ */
+function connKey(ip: number, port: number): number {
+  return ((ip & 0xffff) << 16) | port;
 }
 
 // Byte stores: the simulated target's share of the engine bench's time stays small (Buffer's checked

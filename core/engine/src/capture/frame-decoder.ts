@@ -31,16 +31,19 @@ export class FrameDecoder {
     private readonly warn: (message: string) => void = () => undefined,
   ) {}
 
-  /** The frame's TCP packet, or null (counted) when it is not one we can replay. Valid until the next call. */
-  decode(linkType: LinkType, frame: Buffer, length: number): TcpPacket | null {
+  /**
+   * The TCP packet of the frame at frame[start, start + length), or null (counted) when it is not one we
+   * can replay. Valid until the next call.
+   */
+  decode(linkType: LinkType, frame: Buffer, length: number, start = 0): TcpPacket | null {
     const st = this.stats;
     st.records++;
-    const off = ipv4Offset(linkType, frame, length);
+    const off = ipv4Offset(linkType, frame, length, start);
     if (off < 0) {
       st.notIpv4++;
       return null;
     }
-    const status = this.view.decode(frame, off, length - off);
+    const status = this.view.decode(frame, off, start + length - off);
     switch (status) {
       case DecodeStatus.OK:
         st.tcpPackets++;

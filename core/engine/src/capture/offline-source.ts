@@ -1,6 +1,6 @@
 import type { TcpPacket } from '../decode/tcp-packet';
 import { CaptureStats, FrameDecoder } from './frame-decoder';
-import type { PcapRecord } from './pcap-format';
+import type { PcapRecordInPlace } from './pcap-format';
 import { PcapReader } from './pcap-reader';
 
 /** What consumes captured client packets (the session engine). */
@@ -73,7 +73,7 @@ export class OfflineSource {
       let lastUs = 0;
       let skippedUs = 0;
       // A record read but not yet due; its data stays valid until the next read.
-      let pending: PcapRecord | null = null;
+      let pending: PcapRecordInPlace | null = null;
       let pendingDueMs = 0;
       const step = (): void => {
         try {
@@ -99,7 +99,7 @@ export class OfflineSource {
               this.schedule(step, wait > 1 ? Math.min(wait, 1000) : 0);
               return;
             }
-            this.feed(pending.data, pending.timeUs, handler);
+            this.feed(pending, handler);
             pending = null;
           }
         } catch (err) {
@@ -117,11 +117,11 @@ export class OfflineSource {
     }
   }
 
-  private feed(frame: Buffer, timeUs: number, handler: CapturedPacketHandler): void {
-    const pkt = this.decoder.decode(this.reader.linkType, frame, frame.length);
+  private feed(rec: PcapRecordInPlace, handler: CapturedPacketHandler): void {
+    const pkt = this.decoder.decode(this.reader.linkType, rec.buffer, rec.length, rec.start);
     if (!pkt) return;
     // The record's own time, for protocols that time the online server's answers.
-    pkt.capturedAtMs = timeUs / 1000;
+    pkt.capturedAtMs = rec.timeUs / 1000;
     handler.handleCaptured(pkt, this.now());
   }
 }

@@ -74,3 +74,36 @@ export interface PcapRecord {
   /** Byte offset of this record's header in the file. */
   offset: number;
 }
+
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * A record as PcapReader.next() returns it: its bytes stay in place in the reader's buffer, at
+ * buffer[start, start + length). A caller that decodes there (FrameDecoder's `start`) costs no
+ * allocation per record; `data` makes the view on first use.
+ */
+export class PcapRecordInPlace implements PcapRecord {
+  /** The reader's buffer; the captured bytes are at [start, start + length). Overwritten by the next read. */
+  buffer: Buffer = NO_BYTES;
+  start = 0;
+  /** Captured bytes (incl_len). */
+  length = 0;
+  origLen = 0;
+  timeUs = 0;
+  tsSec = 0;
+  tsFracNs = 0;
+  offset = 0;
+  private view: Buffer | null = null;
+
+  get data(): Buffer {
+    return (this.view ??= this.buffer.subarray(this.start, this.start + this.length));
+  }
+
+  /** @internal The reader points the record at its next bytes. */
+  place(buffer: Buffer, start: number, length: number): void {
+    this.buffer = buffer;
+    this.start = start;
+    this.length = length;
+    this.view = null;
+  }
+}

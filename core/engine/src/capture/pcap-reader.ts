@@ -12,7 +12,7 @@ import {
   MAGIC_US,
   MAGIC_US_SWAPPED,
   PcapFormatError,
-  type PcapRecord,
+  PcapRecordInPlace,
   RECORD_HEADER_LEN,
 } from './pcap-format';
 
@@ -33,7 +33,8 @@ export interface PcapReaderOptions {
 
 /**
  * Streaming reader: reads the file in big chunks into one reusable buffer, so memory stays
- * flat however big the file is, and next() allocates nothing but the `data` view.
+ * flat however big the file is, and next() allocates nothing (a record's `data` view is made only
+ * when read).
  */
 export class PcapReader {
   linkType!: LinkType;
@@ -62,7 +63,7 @@ export class PcapReader {
   private end = 0; // valid bytes in buf
   private filePos = 0; // file offset of the next byte to read into buf
   private maxIncl = MIN_RECORD_BOUND;
-  private readonly rec: PcapRecord = { data: Buffer.alloc(0), origLen: 0, timeUs: 0, tsSec: 0, tsFracNs: 0, offset: 0 };
+  private readonly rec = new PcapRecordInPlace();
 
   private constructor(readonly path: string, opts: PcapReaderOptions) {
     this.buf = Buffer.allocUnsafe(Math.max(RECORD_HEADER_LEN, opts.chunkSize ?? DEFAULT_CHUNK));
@@ -242,9 +243,9 @@ export class PcapReader {
 
   /**
    * The next record, or null at the end of the file (check truncatedTail then).
-   * The returned object and its `data` are reused by the next call: copy what you keep.
+   * The returned object and its bytes are reused by the next call: copy what you keep.
    */
-  next(): PcapRecord | null {
+  next(): PcapRecordInPlace | null {
     if (this.fd < 0) throw this.closedError(); // or it would go on serving what is buffered
     if (this.end - this.pos < RECORD_HEADER_LEN && !this.fill(RECORD_HEADER_LEN)) {
       return this.atEnd();
@@ -253,11 +254,11 @@ export class PcapReader {
     const p = this.pos;
     let tsSec: number, frac: number, incl: number, orig: number;
     if (this.bigEndian) {
-      tsSec = buf.readUInt32BE(p); frac = buf.readUInt32BE(p + 4);
-      incl = buf.readUInt32BE(p + 8); orig = buf.readUInt32BE(p + 12);
+      tsSec = read32be(buf, p); frac = read32be(buf, p + 4);
+      incl = read32be(buf, p + 8); orig = read32be(buf, p + 12);
     } else {
-      tsSec = buf.readUInt32LE(p); frac = buf.readUInt32LE(p + 4);
-      incl = buf.readUInt32LE(p + 8); orig = buf.readUInt32LE(p + 12);
+      tsSec = read32le(buf, p); frac = read32le(buf, p + 4);
+      incl = read32le(buf, p + 8); orig = read32le(buf, p + 12);
     }
     if (incl > this.maxIncl) {
       const off = this.offset;
@@ -273,7 +274,7 @@ export class PcapReader {
     const start = this.pos; // fill() may have moved the record to the front of the buffer
     const rec = this.rec;
     rec.offset = this.offset;
-    rec.data = this.buf.subarray(start + RECORD_HEADER_LEN, start + total);
+    rec.place(this.buf, start + RECORD_HEADER_LEN, incl);
     rec.origLen = orig;
     rec.tsSec = tsSec;
     if (this.nanosecond) {
@@ -296,4 +297,13 @@ export class PcapReader {
     this.tailBytes = left;
     return null;
   }
+}
+
+// Header fields read by hand: fill() has made the 16 bytes present, so Buffer's checked reads are not needed.
+function read32le(b: Buffer, at: number): number {
+  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
+}
+
+function read32be(b: Buffer, at: number): number {
+  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
 }

@@ -24,44 +24,48 @@ export function linkHeaderLength(linkType: LinkType): number {
 
 /**
  * Follow an ethertype at `typeAt` whose payload starts at `payloadAt`, through up to
- * MAX_VLAN_TAGS VLAN tags (each: 2 bytes TCI, 2 bytes inner ethertype), to an IPv4 header.
+ * MAX_VLAN_TAGS VLAN tags (each: 2 bytes TCI, 2 bytes inner ethertype), to an IPv4 header
+ * that must end before `end`. Positions are absolute in `frame`.
  */
-function throughVlans(frame: Buffer, len: number, typeAt: number, payloadAt: number): number {
+function throughVlans(frame: Buffer, end: number, typeAt: number, payloadAt: number): number {
   let type = (frame[typeAt] << 8) | frame[typeAt + 1];
   let off = payloadAt;
   for (let tags = 0; type !== ETHERTYPE_IPV4; tags++) {
     if ((type !== ETHERTYPE_VLAN && type !== ETHERTYPE_QINQ && type !== ETHERTYPE_QINQ_OLD) ||
-        tags === MAX_VLAN_TAGS || off + 4 > len) {
+        tags === MAX_VLAN_TAGS || off + 4 > end) {
       return -1;
     }
     type = (frame[off + 2] << 8) | frame[off + 3];
     off += 4;
   }
-  return off + IPV4_MIN_HEADER <= len ? off : -1;
+  return off + IPV4_MIN_HEADER <= end ? off : -1;
 }
 
 /**
- * Byte offset of the IPv4 header in the first `length` bytes of `frame`, or -1 when the frame
- * does not carry IPv4 (ARP, IPv6, …) or is too short to hold the link header plus 20 bytes of IP.
+ * Byte offset in `frame` of the IPv4 header of the frame held at frame[start, start + length), or -1
+ * when the frame does not carry IPv4 (ARP, IPv6, …) or is too short to hold the link header plus
+ * 20 bytes of IP. `start` lets a caller read a frame in place inside a larger buffer (a pcap
+ * file's chunk) without making a view of it.
  *
  *   ETHERNET   dst(6) src(6) type(2), type 0x0800, after any 802.1Q/802.1ad tags
  *   LINUX_SLL  pkttype(2) hatype(2) halen(2) addr(8) protocol(2)           → 16
  *   LINUX_SLL2 protocol(2) reserved(2) ifindex(4) hatype(2) pkttype(1) halen(1) addr(8) → 20
  *   RAW, IPV4  the frame is the IP packet (RAW may also be IPv6: check the version nibble)
  */
-export function ipv4Offset(linkType: LinkType, frame: Buffer, length: number): number {
-  const len = length < frame.length ? length : frame.length;
+export function ipv4Offset(linkType: LinkType, frame: Buffer, length: number, start = 0): number {
+  const end = start + length < frame.length ? start + length : frame.length;
+  const len = end - start;
   switch (linkType) {
     case LinkType.ETHERNET:
-      return len >= 14 ? throughVlans(frame, len, 12, 14) : -1;
+      return len >= 14 ? throughVlans(frame, end, start + 12, start + 14) : -1;
     case LinkType.LINUX_SLL:
       // libpcap re-inserts a stripped VLAN tag here, so tags can appear in cooked captures too.
-      return len >= 16 ? throughVlans(frame, len, 14, 16) : -1;
+      return len >= 16 ? throughVlans(frame, end, start + 14, start + 16) : -1;
     case LinkType.LINUX_SLL2:
-      return len >= 20 ? throughVlans(frame, len, 0, 20) : -1;
+      return len >= 20 ? throughVlans(frame, end, start, start + 20) : -1;
     case LinkType.RAW:
     case LinkType.IPV4:
-      return len >= IPV4_MIN_HEADER && (frame[0] >> 4) === 4 ? 0 : -1;
+      return len >= IPV4_MIN_HEADER && (frame[start] >> 4) === 4 ? start : -1;
     default:
       return -1;
   }

@@ -79,5 +79,18 @@ export const suite: FuzzSuite = {
           expect(ipv4Offset(linkType, other, length)).to.equal(a);
         }),
     },
+    {
+      id: 'in-place',
+      name: 'a frame read in place inside a larger buffer (start): the same answer, shifted by start',
+      runs: 500,
+      property: () =>
+        fc.property(anyLinkType, untrustedFrame, fc.nat(), fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ maxLength: 40 }),
+          (linkType, frame, cut, head, tail) => {
+            const length = cut % (frame.length + 1);
+            const a = ipv4Offset(linkType, frame, length);
+            const big = Buffer.concat([head, frame.subarray(0, length), tail]);
+            expect(ipv4Offset(linkType, big, length, head.length)).to.equal(a < 0 ? -1 : a + head.length);
+          }),
+    },
   ],
 };
