@@ -1,10 +1,10 @@
 // The live comparison's parts that need no namespaces: which flavour a build directory holds, the
-// scenario picker, and the table's medians, ratios and goals.
+// scenario picker, the side-by-side plans, and the table's medians, ratios and goals.
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { LiveRunResult } from '../src/bench/live-run';
+import { sideBySidePlan, type LiveRunResult } from '../src/bench/live-run';
 import { comparisonTable, goalLines, median } from '../src/bench/live-report';
 import { pickScenarios, LIVE_SCENARIOS } from '../src/bench/live-scenarios';
 import { buildIn } from '../src/bench/tool-flavours';
@@ -86,5 +86,24 @@ describe('bench: live comparison', () => {
     const [short, conc] = goalLines(results, ['short_500', 'conc10000'], 'ours', 'c');
     expect(short).to.match(/loss up to 0\.20 %/).and.match(/intercept RSS 100 > 80 MiB/).and.match(/tcpcopy CPU 1\.60x c \(1\.30x from 3 s\)/);
     expect(conc).to.equal('conc10000: all goals met');
+  });
+
+  it('gives two builds side by side disjoint fake clients, each inside the net its intercept captures, and two ports', () => {
+    const base = { port: 80, target: '198.51.100.30', assistant: '198.51.100.40', fakeClients: '203.0.113.x' };
+    const plans = [sideBySidePlan(base, 0), sideBySidePlan(base, 1)];
+    const inNet = (ip: string, net: string): boolean => {
+      const [addr, bits] = net.split('/');
+      const n = (a: string) => a.split('.').reduce((v, o) => v * 256 + Number(o), 0);
+      const span = 2 ** (32 - Number(bits));
+      return Math.floor(n(ip) / span) === Math.floor(n(addr) / span);
+    };
+    const lists = plans.map((p) => p.fakeClients.split(','));
+    for (const [i, p] of plans.entries()) {
+      expect(lists[i]).to.have.length(126);
+      for (const ip of lists[i]) expect(inNet(ip, p.fakeNet!), `${ip} in ${p.fakeNet}`).to.equal(true);
+      for (const ip of lists[1 - i]) expect(inNet(ip, p.fakeNet!), `${ip} not in ${p.fakeNet}`).to.equal(false);
+    }
+    expect(plans[0].interceptPort).to.not.equal(plans[1].interceptPort);
+    expect(plans.map((p) => p.target)).to.deep.equal([base.target, base.target]);
   });
 });

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { netnsUnavailableReason, sleep, type Topology } from '../harness';
 import { cpuSeconds, rssBreakdown } from '../harness/live-load';
 import type { Figures } from './figures';
-import { runLiveScenario, runPairedScenario, type LiveRunResult } from './live-run';
+import { runLiveScenario, runPairedScenario, runSideBySideScenario, type LiveRunResult } from './live-run';
 import { comparisonTable, goalLines, medianOf } from './live-report';
 import type { LiveScenario } from './live-scenarios';
 import { createLiveTestbed } from './live-testbed';
@@ -25,7 +25,7 @@ export interface LiveOptions {
   repeat: number;
   /** Print the table as Markdown too (for docs/benchmarks.md). */
   markdown: boolean;
-  /** Both builds' tcpcopy at once on the same load (runPairedScenario), for the other build being ours too. */
+  /** Both builds' tcpcopy at once on the same load: runPairedScenario for two builds of ours, runSideBySideScenario with the C tool. */
   paired?: boolean;
 }
 
@@ -50,7 +50,9 @@ export async function liveReplayNetns(figures: Figures, opts: LiveOptions): Prom
         const order = (rep + i) % 2 === 0 ? builds : [...builds].reverse();
         if (opts.paired && order.length === 2) {
           try {
-            const rs = await runPairedScenario(bed, [order[0], order[1]], scenario, `r${rep}paired_${scenario.name}`);
+            const pair: [ToolBuild, ToolBuild] = [order[0], order[1]];
+            const run = pair.some((b) => b.kind === 'c') ? runSideBySideScenario : runPairedScenario;
+            const rs = await run(bed, pair, scenario, `r${rep}paired_${scenario.name}`);
             for (const r of rs) {
               results.push(r);
               noteRun(figures, r, rep);

@@ -2,7 +2,7 @@
 // target's access log counted until it settles. Loss is counted the same way for every build: requests
 // the target's nginx logged vs requests the load sent (both tagged per run, so earlier runs never count).
 import * as path from 'node:path';
-import { sleep, withTimeout } from '../harness';
+import { FAKE_CLIENT_NET, sleep, withTimeout } from '../harness';
 import { cpuSeconds, peakRssBytes, rssBreakdown, runLiveLoad, TaggedLineCounter } from '../harness/live-load';
 import type { LiveTestbed } from './live-testbed';
 import { LOAD_MS, type HeldScenario, type LiveScenario, type PacedScenario } from './live-scenarios';
@@ -52,7 +52,7 @@ const PORT_FIRST = 10_000;
 const PORT_COUNT = 50_000;
 
 export async function runLiveScenario(bed: LiveTestbed, build: ToolBuild, scenario: LiveScenario, runTag: string, interceptBufferMiB?: number): Promise<LiveRunResult> {
-  return (await runLive(bed, build, [build], scenario, runTag, interceptBufferMiB))[0];
+  return (await runLive(bed, [{ build, plan: bed.plan }], [{ build, intercept: 0, extra: [] }], scenario, runTag, interceptBufferMiB))[0];
 }
 
 /**
@@ -62,24 +62,59 @@ export async function runLiveScenario(bed: LiveTestbed, build: ToolBuild, scenar
  * loss is counted against both replays together, and intercept's CPU is the shared intercept's.
  */
 export async function runPairedScenario(bed: LiveTestbed, builds: readonly [ToolBuild, ToolBuild], scenario: LiveScenario, runTag: string): Promise<LiveRunResult[]> {
-  return runLive(bed, builds[0], builds, scenario, runTag);
+  return runLive(bed, [{ build: builds[0], plan: bed.plan }], builds.map((build, i) => ({ build, intercept: 0, extra: i > 0 ? ['-f', String(i)] : [] })), scenario, runTag);
 }
 
-async function runLive(bed: LiveTestbed, interceptBuild: ToolBuild, builds: readonly ToolBuild[], scenario: LiveScenario, runTag: string,
+/**
+ * Two builds side by side, each with its own intercept (for the C tool against ours, whose tcpcopys cannot
+ * share one): both tcpcopys capture the same load at the same moment; each fakes its clients in its own half
+ * of the fake client /24, and its intercept, listening on its own port, captures only the replies to that half.
+ * The target gets every request twice; loss is counted against both replays together; each build's intercept
+ * figures are its own.
+ */
+export async function runSideBySideScenario(bed: LiveTestbed, builds: readonly [ToolBuild, ToolBuild], scenario: LiveScenario, runTag: string): Promise<LiveRunResult[]> {
+  const plans = builds.map((_, i) => sideBySidePlan(bed.plan, i));
+  return runLive(bed, builds.map((build, i) => ({ build, plan: plans[i] })), builds.map((build, i) => ({ build, intercept: i, extra: [] })), scenario, runTag);
+}
+
+/** Lane i's half of the fake client /24 (.1-.126 or .129-.254, as a list both tools read) and its own intercept port. */
+export function sideBySidePlan(plan: ReplayPlan, lane: number): ReplayPlan {
+  const prefix = FAKE_CLIENT_NET.split('.').slice(0, 3).join('.');
+  const first = lane === 0 ? 1 : 129;
+  const hosts = Array.from({ length: 126 }, (_, k) => `${prefix}.${first + k}`);
+  return { ...plan, fakeClients: hosts.join(','), fakeNet: `${prefix}.${lane === 0 ? 0 : 128}/25`, interceptPort: 36524 + 10 + lane };
+}
+
+/** An intercept to start, and the plan it captures for. */
+interface InterceptLane {
+  build: ToolBuild;
+  plan: ReplayPlan;
+}
+
+/** A tcpcopy to start: its build, which intercept (index) it talks to, and options added to its command line. */
+interface TcpcopyLane {
+  build: ToolBuild;
+  intercept: number;
+  extra: string[];
+}
+
+async function runLive(bed: LiveTestbed, interceptLanes: readonly InterceptLane[], lanes: readonly TcpcopyLane[], scenario: LiveScenario, runTag: string,
   interceptBufferMiB?: number): Promise<LiveRunResult[]> {
   const onlineCount = new TaggedLineCounter(bed.online.accessLogFile, runTag);
   const targetCount = new TaggedLineCounter(bed.target.accessLogFile, runTag);
   const targetBefore = describeTargetState(await readTargetState(bed.topo));
-  const intercept = await startInterceptOf(interceptBuild, bed.topo, bed.plan, interceptBufferMiB);
+  const intercepts: RunningTool[] = [];
   const tcpcopys: RunningTool[] = [];
   try {
-    const startRss = rssBreakdown(intercept.pid);
-    for (const [i, build] of builds.entries()) tcpcopys.push(await startTcpcopyOf(build, bed.topo, bed.plan, i > 0 ? ['-f', String(i)] : []));
-    const before = { tcpcopy: tcpcopys.map((t) => cpuSeconds(t.pid)), intercept: cpuSeconds(intercept.pid) };
-    let warm: { tcpcopy: number[]; intercept: number; served: number } | null = null;
+    for (const l of interceptLanes) intercepts.push(await startInterceptOf(l.build, bed.topo, l.plan, interceptBufferMiB));
+    const startRss = intercepts.map((i) => rssBreakdown(i.pid));
+    for (const l of lanes) tcpcopys.push(await startTcpcopyOf(l.build, bed.topo, interceptLanes[l.intercept].plan, l.extra));
+    const cpuOf = (tools: RunningTool[]) => tools.map((t) => cpuSeconds(t.pid));
+    const before = { tcpcopy: cpuOf(tcpcopys), intercept: cpuOf(intercepts) };
+    let warm: { tcpcopy: number[]; intercept: number[]; served: number } | null = null;
     const warmTimer = setTimeout(() => {
       try {
-        warm = { tcpcopy: tcpcopys.map((t) => cpuSeconds(t.pid)), intercept: cpuSeconds(intercept.pid), served: onlineCount.count() };
+        warm = { tcpcopy: cpuOf(tcpcopys), intercept: cpuOf(intercepts), served: onlineCount.count() };
       } catch {
         // A tool gone under load: the run says so (survived), the steady figures stay unknown.
       }
@@ -87,12 +122,12 @@ async function runLive(bed: LiveTestbed, interceptBuild: ToolBuild, builds: read
     const load = await (scenario.kind === 'paced' ? pacedLoad(bed, scenario, runTag) : heldLoad(bed, scenario, runTag))
       .finally(() => clearTimeout(warmTimer));
     const started = Date.now();
-    await settle(() => targetCount.count(), () => onlineCount.count() * builds.length);
+    await settle(() => targetCount.count(), () => onlineCount.count() * lanes.length);
     const settledMs = Date.now() - started;
     const onlineN = onlineCount.count();
     const targetN = targetCount.count();
     // Read while all still run: a process that died under load has no /proc entry left.
-    const survived = tcpcopys.every((t) => !t.proc.exitStatus()) && !intercept.proc.exitStatus();
+    const survived = [...tcpcopys, ...intercepts].every((t) => !t.proc.exitStatus());
     const read = <T>(f: () => T, fallback: T): T => {
       try {
         return f();
@@ -100,41 +135,51 @@ async function runLive(bed: LiveTestbed, interceptBuild: ToolBuild, builds: read
         return fallback;
       }
     };
-    const after = { tcpcopy: tcpcopys.map((t) => read(() => cpuSeconds(t.pid), NaN)), intercept: read(() => cpuSeconds(intercept.pid), NaN) };
-    const rss = { tcpcopy: tcpcopys.map((t) => read(() => peakRssBytes(t.pid), NaN)), intercept: read(() => peakRssBytes(intercept.pid), NaN) };
+    const after = {
+      tcpcopy: tcpcopys.map((t) => read(() => cpuSeconds(t.pid), NaN)),
+      intercept: intercepts.map((t) => read(() => cpuSeconds(t.pid), NaN)),
+    };
+    const rss = {
+      tcpcopy: tcpcopys.map((t) => read(() => peakRssBytes(t.pid), NaN)),
+      intercept: intercepts.map((t) => read(() => peakRssBytes(t.pid), NaN)),
+    };
     const tcpcopyWords: string[] = [];
     while (tcpcopys.length) tcpcopyWords.push(await tcpcopys.shift()!.stop());
-    const interceptWords = await intercept.stop();
+    const interceptWords: string[] = [];
+    while (intercepts.length) interceptWords.push(await intercepts.shift()!.stop());
     const per10k = (s: number) => (load.sent > 0 ? (s / load.sent) * 10_000 : NaN);
-    const w = warm as { tcpcopy: number[]; intercept: number; served: number } | null;
+    const w = warm as { tcpcopy: number[]; intercept: number[]; served: number } | null;
     const afterWarmUp = w && load.sent > w.served ? 10_000 / (load.sent - w.served) : NaN;
-    return builds.map((build, i) => ({
-      scenario: scenario.name,
-      build: build.label,
-      sent: load.sent,
-      ok: load.ok,
-      loadErrors: load.errors,
-      onlineN,
-      targetN,
-      loss: load.sent > 0 ? 1 - targetN / (load.sent * builds.length) : NaN,
-      rate: load.elapsedMs > 0 ? load.ok / (load.elapsedMs / 1000) : NaN,
-      tcpcopyCpuPer10k: per10k(after.tcpcopy[i] - before.tcpcopy[i]),
-      interceptCpuPer10k: per10k(after.intercept - before.intercept),
-      tcpcopyCpuPer10kAfterWarmUp: w ? (after.tcpcopy[i] - w.tcpcopy[i]) * afterWarmUp : NaN,
-      interceptCpuPer10kAfterWarmUp: w ? (after.intercept - w.intercept) * afterWarmUp : NaN,
-      tcpcopyPeakRssMiB: rss.tcpcopy[i] / 2 ** 20,
-      interceptPeakRssMiB: rss.intercept / 2 ** 20,
-      interceptStartRssMiB: (startRss.anon + startRss.file + startRss.shmem) / 2 ** 20,
-      settledMs,
-      survived,
-      tcpcopyWords: tcpcopyWords[i],
-      interceptWords,
-      loadNote: load.note,
-      targetBefore,
-    }));
+    return lanes.map((lane, i) => {
+      const k = lane.intercept;
+      return {
+        scenario: scenario.name,
+        build: lane.build.label,
+        sent: load.sent,
+        ok: load.ok,
+        loadErrors: load.errors,
+        onlineN,
+        targetN,
+        loss: load.sent > 0 ? 1 - targetN / (load.sent * lanes.length) : NaN,
+        rate: load.elapsedMs > 0 ? load.ok / (load.elapsedMs / 1000) : NaN,
+        tcpcopyCpuPer10k: per10k(after.tcpcopy[i] - before.tcpcopy[i]),
+        interceptCpuPer10k: per10k(after.intercept[k] - before.intercept[k]),
+        tcpcopyCpuPer10kAfterWarmUp: w ? (after.tcpcopy[i] - w.tcpcopy[i]) * afterWarmUp : NaN,
+        interceptCpuPer10kAfterWarmUp: w ? (after.intercept[k] - w.intercept[k]) * afterWarmUp : NaN,
+        tcpcopyPeakRssMiB: rss.tcpcopy[i] / 2 ** 20,
+        interceptPeakRssMiB: rss.intercept[k] / 2 ** 20,
+        interceptStartRssMiB: (startRss[k].anon + startRss[k].file + startRss[k].shmem) / 2 ** 20,
+        settledMs,
+        survived,
+        tcpcopyWords: tcpcopyWords[i],
+        interceptWords: interceptWords[k],
+        loadNote: load.note,
+        targetBefore,
+      };
+    });
   } finally {
     for (const t of tcpcopys) await t.stop().catch(() => undefined);
-    await intercept.stop().catch(() => undefined);
+    for (const t of intercepts) await t.stop().catch(() => undefined);
   }
 }
 

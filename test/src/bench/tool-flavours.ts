@@ -24,8 +24,15 @@ export interface ReplayPlan {
   port: number;
   target: string;
   assistant: string;
+  /** tcpcopy's -c. */
   fakeClients: string;
+  /** The network those fake clients are in, when intercept must capture only theirs (two intercepts on one host). */
+  fakeNet?: string;
+  /** intercept's listening port when not the default 36524 (tcpcopy's -s then names it). */
+  interceptPort?: number;
 }
+
+const DEFAULT_INTERCEPT_PORT = 36524;
 
 export interface RunningTool {
   readonly proc: ProcHandle;
@@ -69,17 +76,18 @@ export function buildIn(dir: string, kind?: FlavourKind, label?: string): ToolBu
 
 /** intercept on the assistant, capturing the target's replies from plan.port; `bufferMiB` sets -B (ours only). */
 export async function startInterceptOf(build: ToolBuild, topo: Topology, plan: ReplayPlan, bufferMiB?: number): Promise<RunningTool> {
-  const filter = `tcp and src port ${plan.port}`;
+  const filter = `tcp and src port ${plan.port}${plan.fakeNet ? ` and dst net ${plan.fakeNet}` : ''}`;
   const iface = topo.hosts.assistant.iface;
+  const port = plan.interceptPort !== undefined ? ['-p', String(plan.interceptPort)] : [];
   if (build.kind === 'c') {
     if (bufferMiB !== undefined) throw new Error('the C intercept has no -B (its ring is 16 MiB, built in)');
     const log = freshFile(topo, `c-intercept.log`);
-    const proc = topo.spawn('assistant', build.intercept!, ['-i', iface, '-F', filter, '-l', log]);
+    const proc = topo.spawn('assistant', build.intercept!, ['-i', iface, '-F', filter, ...port, '-l', log]);
     // It logs the capture set-up, then listens: wait for its port, as a tcpcopy would.
-    await waitForListen(topo, proc, 36524, () => readTail(log));
+    await waitForListen(topo, proc, plan.interceptPort ?? DEFAULT_INTERCEPT_PORT, () => readTail(log));
     return { proc, pid: proc.pid, stop: async () => (await proc.stop('SIGTERM', 5000), `${cCounters(readTail(log), 'intercept')}; ${cTrouble(log)}`) };
   }
-  const args = ['-i', iface, '-F', filter, ...(bufferMiB !== undefined ? ['-B', String(bufferMiB)] : [])];
+  const args = ['-i', iface, '-F', filter, ...port, ...(bufferMiB !== undefined ? ['-B', String(bufferMiB)] : [])];
   // TCPE_INTERCEPT_NODE_ARGS: node flags for our intercept only (e.g. --cpu-prof), as TCPE_TCPCOPY_NODE_ARGS for tcpcopy.
   const nodeArgs = (process.env.TCPE_INTERCEPT_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const proc = build.intercept ? topo.spawn('assistant', build.intercept, args) : topo.spawn('assistant', process.execPath, [...nodeArgs, INTERCEPT_BIN, ...args]);
@@ -97,7 +105,8 @@ export async function startInterceptOf(build: ToolBuild, topo: Topology, plan: R
 
 /** tcpcopy on the online host capturing live (each flavour's default capture: a raw socket). */
 export async function startTcpcopyOf(build: ToolBuild, topo: Topology, plan: ReplayPlan, extra: string[] = []): Promise<RunningTool> {
-  const common = ['-x', `${plan.port}-${plan.target}:${plan.port}`, '-s', plan.assistant, '-c', plan.fakeClients, ...extra];
+  const intercept = plan.interceptPort !== undefined ? `${plan.assistant}:${plan.interceptPort}` : plan.assistant;
+  const common = ['-x', `${plan.port}-${plan.target}:${plan.port}`, '-s', intercept, '-c', plan.fakeClients, ...extra];
   if (build.kind === 'c') {
     const log = freshFile(topo, `c-tcpcopy.log`);
     const proc = topo.spawn('online', build.tcpcopy!, [...common, '-l', log]);
