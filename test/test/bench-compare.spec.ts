@@ -4,10 +4,11 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { sideBySidePlan, type LiveRunResult } from '../src/bench/live-run';
+import { inNet, sideBySidePlan, type LiveRunResult } from '../src/bench/live-run';
 import { comparisonTable, goalLines, median } from '../src/bench/live-report';
 import { pickScenarios, LIVE_SCENARIOS } from '../src/bench/live-scenarios';
 import { buildIn } from '../src/bench/tool-flavours';
+import { TaggedLineCounter } from '../src/harness/live-load';
 
 function run(build: string, over: Partial<LiveRunResult>): LiveRunResult {
   return {
@@ -91,12 +92,6 @@ describe('bench: live comparison', () => {
   it('gives two builds side by side disjoint fake clients, each inside the net its intercept captures, and two ports', () => {
     const base = { port: 80, target: '198.51.100.30', assistant: '198.51.100.40', fakeClients: '203.0.113.x' };
     const plans = [sideBySidePlan(base, 0), sideBySidePlan(base, 1)];
-    const inNet = (ip: string, net: string): boolean => {
-      const [addr, bits] = net.split('/');
-      const n = (a: string) => a.split('.').reduce((v, o) => v * 256 + Number(o), 0);
-      const span = 2 ** (32 - Number(bits));
-      return Math.floor(n(ip) / span) === Math.floor(n(addr) / span);
-    };
     const lists = plans.map((p) => p.fakeClients.split(','));
     for (const [i, p] of plans.entries()) {
       expect(lists[i]).to.have.length(126);
@@ -105,5 +100,21 @@ describe('bench: live comparison', () => {
     }
     expect(plans[0].interceptPort).to.not.equal(plans[1].interceptPort);
     expect(plans.map((p) => p.target)).to.deep.equal([base.target, base.target]);
+  });
+
+  it("counts a run's lines in the target's log, and each lane's by its client address", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-log-'));
+    try {
+      const file = path.join(dir, 'access.log');
+      const line = (ip: string, tag: string) => `${ip} 40000 1 1 "GET /blob/1k?${tag}=7 HTTP/1.1" 200\n`;
+      fs.writeFileSync(file, '');
+      const nets = ['203.0.113.0/25', '203.0.113.128/25'];
+      const counter = new TaggedLineCounter(file, 'r0', (l) => nets.findIndex((n) => inNet(l.slice(0, l.indexOf(' ')), n)), 2);
+      fs.appendFileSync(file, line('203.0.113.5', 'r0') + line('203.0.113.200', 'r0') + line('203.0.113.130', 'r0') + line('203.0.113.6', 'r1'));
+      expect(counter.count()).to.equal(3);
+      expect([counter.countIn(0), counter.countIn(1)]).to.deep.equal([1, 2]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

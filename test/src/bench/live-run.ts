@@ -69,8 +69,8 @@ export async function runPairedScenario(bed: LiveTestbed, builds: readonly [Tool
  * Two builds side by side, each with its own intercept (for the C tool against ours, whose tcpcopys cannot
  * share one): both tcpcopys capture the same load at the same moment; each fakes its clients in its own half
  * of the fake client /24, and its intercept, listening on its own port, captures only the replies to that half.
- * The target gets every request twice; loss is counted against both replays together; each build's intercept
- * figures are its own.
+ * The target gets every request twice; each build's loss counts the requests from its own fake clients in the
+ * target's log, and each build's intercept figures are its own.
  */
 export async function runSideBySideScenario(bed: LiveTestbed, builds: readonly [ToolBuild, ToolBuild], scenario: LiveScenario, runTag: string): Promise<LiveRunResult[]> {
   const plans = builds.map((_, i) => sideBySidePlan(bed.plan, i));
@@ -83,6 +83,14 @@ export function sideBySidePlan(plan: ReplayPlan, lane: number): ReplayPlan {
   const first = lane === 0 ? 1 : 129;
   const hosts = Array.from({ length: 126 }, (_, k) => `${prefix}.${first + k}`);
   return { ...plan, fakeClients: hosts.join(','), fakeNet: `${prefix}.${lane === 0 ? 0 : 128}/25`, interceptPort: 36524 + 10 + lane };
+}
+
+/** Whether dotted `ip` is in `net` (a.b.c.d/bits). */
+export function inNet(ip: string, net: string): boolean {
+  const [addr, bits] = net.split('/');
+  const value = (a: string) => a.split('.').reduce((v, o) => v * 256 + Number(o), 0);
+  const span = 2 ** (32 - Number(bits));
+  return Math.floor(value(ip) / span) === Math.floor(value(addr) / span);
 }
 
 /** An intercept to start, and the plan it captures for. */
@@ -101,7 +109,10 @@ interface TcpcopyLane {
 async function runLive(bed: LiveTestbed, interceptLanes: readonly InterceptLane[], lanes: readonly TcpcopyLane[], scenario: LiveScenario, runTag: string,
   interceptBufferMiB?: number): Promise<LiveRunResult[]> {
   const onlineCount = new TaggedLineCounter(bed.online.accessLogFile, runTag);
-  const targetCount = new TaggedLineCounter(bed.target.accessLogFile, runTag);
+  // With an intercept per tcpcopy each replays from its own fake client net: the target's log says whose a request was.
+  const ownNets = interceptLanes.length === lanes.length && lanes.length > 1;
+  const laneOf = ownNets ? (line: string) => Math.max(0, interceptLanes.findIndex((l) => inNet(line.slice(0, line.indexOf(' ')), l.plan.fakeNet!))) : null;
+  const targetCount = new TaggedLineCounter(bed.target.accessLogFile, runTag, laneOf, lanes.length);
   const targetBefore = describeTargetState(await readTargetState(bed.topo));
   const intercepts: RunningTool[] = [];
   const tcpcopys: RunningTool[] = [];
@@ -160,7 +171,7 @@ async function runLive(bed: LiveTestbed, interceptLanes: readonly InterceptLane[
         loadErrors: load.errors,
         onlineN,
         targetN,
-        loss: load.sent > 0 ? 1 - targetN / (load.sent * lanes.length) : NaN,
+        loss: load.sent > 0 ? (ownNets ? 1 - targetCount.countIn(i) / load.sent : 1 - targetN / (load.sent * lanes.length)) : NaN,
         rate: load.elapsedMs > 0 ? load.ok / (load.elapsedMs / 1000) : NaN,
         tcpcopyCpuPer10k: per10k(after.tcpcopy[i] - before.tcpcopy[i]),
         interceptCpuPer10k: per10k(after.intercept[k] - before.intercept[k]),

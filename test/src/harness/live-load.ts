@@ -157,16 +157,26 @@ export class TaggedLineCounter {
   private readonly tail: LineTail;
   private counted = 0;
   private readonly needles: string[];
+  private readonly perLane: number[];
 
-  constructor(file: string, tag: string) {
+  /** `laneOf`: which of `lanes` a counted line belongs to (countIn tells each's count), e.g. by its client address. */
+  constructor(file: string, tag: string, private readonly laneOf: ((line: string) => number) | null = null, lanes = 1) {
     this.needles = [`?${tag}=`, `&${tag}=`];
     this.tail = new LineTail(file, true);
+    this.perLane = new Array<number>(lanes).fill(0);
   }
 
   count(): number {
     this.tail.read((l) => {
-      if (this.needles.some((s) => l.includes(s))) this.counted++;
+      if (!this.needles.some((s) => l.includes(s))) return;
+      this.counted++;
+      if (this.laneOf) this.perLane[this.laneOf(l)]++;
     });
     return this.counted;
+  }
+
+  /** Lines of one lane counted so far (read by count()). */
+  countIn(lane: number): number {
+    return this.perLane[lane] ?? 0;
   }
 }
