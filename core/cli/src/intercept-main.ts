@@ -245,7 +245,7 @@ export async function main(argv: string[]): Promise<void> {
     log = openLog(settings.logFile, settings.verbose, { format: settings.logFormat, name: COMMAND, terminal: terminal ?? undefined });
     if (settings.secretOnCommandLine) log('warn', commandLineSecretWarning(COMMAND));
     server = new InterceptServer({
-      port: settings.port, host: settings.bind, passlist: settings.passlist, log, ...(settings.secret !== null ? { secret: settings.secret } : {}),
+      port: settings.port, host: settings.bind, passlist: settings.passlist, log, logRoutes: settings.verbose, ...(settings.secret !== null ? { secret: settings.secret } : {}),
     });
     // AF_PACKET sockets: replies wait in kernel memory (-B), not in a libpcap ring in ours.
     capture = new PacketSocketCapture({

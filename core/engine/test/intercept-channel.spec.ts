@@ -647,6 +647,21 @@ describe('intercept channel', () => {
       expect(new InterceptClient({ servers: LOOPBACK }).channelsPerIntercept, 'default like tcpcopy').to.equal(2);
     });
 
+    it('with logRoutes false, routes come and go without a log line each', async () => {
+      const quietLogs: string[] = [];
+      const quiet = new InterceptServer({ port: 0, host: LOOPBACK, logRoutes: false, log: (level, m) => quietLogs.push(`${level}: ${m}`) });
+      extraServers.push(quiet);
+      const { client } = newClient({ name: 'quiet' }, (await quiet.listen()).port);
+      await client.connect();
+      const r = route('203.0.113.9', 50123);
+      client.add(r);
+      await until('the route', () => quiet.stats().routes === 1);
+      client.remove(r);
+      await until('the route removed', () => quiet.stats().routesRemoved === 1);
+      expect(quietLogs.filter((l) => /route (add|del)/.test(l)), quietLogs.join('\n')).to.deep.equal([]);
+      expect(quietLogs.some((l) => l.includes('connected')), 'other lines still come').to.equal(true);
+    });
+
     it('spreads routes over the channels; a route\'s add, del and replies stay on its channel', async () => {
       const N = 4;
       const { client, got, batches } = newClient({ channelsPerIntercept: N, name: 'spread' });

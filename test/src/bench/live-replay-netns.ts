@@ -27,6 +27,8 @@ export interface LiveOptions {
   markdown: boolean;
   /** Both builds' tcpcopy at once on the same load: runPairedScenario for two builds of ours, runSideBySideScenario with the C tool. */
   paired?: boolean;
+  /** Paired, each build with its own intercept (always so with the C tool): intercepts compare too. */
+  ownIntercepts?: boolean;
 }
 
 export async function liveReplayNetns(figures: Figures, opts: LiveOptions): Promise<void> {
@@ -51,7 +53,7 @@ export async function liveReplayNetns(figures: Figures, opts: LiveOptions): Prom
         if (opts.paired && order.length === 2) {
           try {
             const pair: [ToolBuild, ToolBuild] = [order[0], order[1]];
-            const run = pair.some((b) => b.kind === 'c') ? runSideBySideScenario : runPairedScenario;
+            const run = opts.ownIntercepts || pair.some((b) => b.kind === 'c') ? runSideBySideScenario : runPairedScenario;
             const rs = await run(bed, pair, scenario, `r${rep}paired_${scenario.name}`);
             for (const r of rs) {
               results.push(r);

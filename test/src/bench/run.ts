@@ -4,7 +4,7 @@
 // behind wrapper scripts; `--compare-flavour c|ours` when `DIR/tcpcopy -v` cannot tell, `--compare-label`
 // names it), `--repeat N` runs per scenario and build, `--live-scenarios a,b` some of them, `--markdown`
 // prints the table as Markdown too; `--paired` runs both builds' tcpcopys at once on the same load (two builds of
-// ours share one intercept; against the C tool each has its own).
+// ours share one intercept; against the C tool each has its own), `--side-by-side` too, each with its own intercept.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { engineThroughput } from './engine-throughput';
@@ -61,13 +61,16 @@ function liveOptions(argv: string[], scenarios: typeof SCENARIOS[number][]): Liv
   const repeat = Number(repeatText);
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 10) throw new Error(`--repeat ${repeatText}: expected a whole number of runs from 1 to 10`);
   if (dir !== undefined && !scenarios.some((s) => s.key === 'live' || s.key === 'restart')) throw new Error('--compare-with compares the live scenarios: run them too (--only live or restart)');
-  if (argv.includes('--paired') && dir === undefined) throw new Error('--paired runs two builds at once: give --compare-with DIR too');
+  if ((argv.includes('--paired') || argv.includes('--side-by-side')) && dir === undefined) {
+    throw new Error('--paired and --side-by-side run two builds at once: give --compare-with DIR too');
+  }
   return {
     scenarios: pickScenarios(option(argv, 'live-scenarios') ?? process.env.TCPE_BENCH_LIVE_SHAPES),
     other: dir === undefined ? undefined : buildIn(dir, flavour as FlavourKind | undefined, option(argv, 'compare-label')),
     repeat,
     markdown: argv.includes('--markdown'),
-    paired: argv.includes('--paired'),
+    paired: argv.includes('--paired') || argv.includes('--side-by-side'),
+    ownIntercepts: argv.includes('--side-by-side'),
   };
 }
 

@@ -78,6 +78,11 @@ export interface InterceptServerOptions {
   /** Name sent in HELLO_ACK, for tcpcopy's logs. */
   name?: string;
   /**
+   * Log every route added and removed ('debug'). Default true; false spares building two messages per
+   * replayed connection that a log without debug level throws away.
+   */
+  logRoutes?: boolean;
+  /**
    * intercept --secret: only tcpcopys that prove they know it are served, and this intercept
    * proves it knows it too (challenge-response, see channel-auth.ts). Default: none, no check.
    */
@@ -220,6 +225,7 @@ export class InterceptServer {
       maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024,
       helloTimeoutMs: options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT,
       name: options.name ?? `intercept pid ${process.pid} on ${os.hostname()}`,
+      logRoutes: options.logRoutes ?? true,
     };
     this.log = options.log ?? (() => undefined);
     this.secret = secretBytes(options.secret);
@@ -498,7 +504,7 @@ export class InterceptServer {
         }
         if (this.routes.remove(r.clientIp, r.clientPort, r.targetIp, r.targetPort, conn.id)) {
           this.counters.routesRemoved++;
-          this.log('debug', `route del ${routeText(r)} by ${conn.label}`);
+          if (this.opts.logRoutes) this.log('debug', `route del ${routeText(r)} by ${conn.label}`);
         }
         return;
       case MessageType.ERROR: {
@@ -605,7 +611,7 @@ export class InterceptServer {
       this.log('debug', `route ${routeText(r)} moved from tcpcopy ${this.conns[before]?.label} to ${conn.label} ` +
         `(two tcpcopys use the same client address and port: give them different -c addresses)`);
     } else {
-      this.log('debug', `route add ${routeText(r)} (${r.payloadBytes} payload bytes) by ${conn.label}`);
+      if (this.opts.logRoutes) this.log('debug', `route add ${routeText(r)} (${r.payloadBytes} payload bytes) by ${conn.label}`);
     }
     if (this.hold.count > 0) {
       this.deliverTo = conn;
