@@ -11,12 +11,5 @@
 // interpreter and baseline code sooner (short_500: -5 to -7 % CPU per request in paired
 // runs; none at 2,000/s; docs/benchmarks.md, "Paired runs"). Read when a function's budget is set, so before
 // tcpcopy's modules load.
-// Given to node itself (its command line or NODE_OPTIONS), the caller's choice stays.
-const v8 = require('node:v8');
-const V8_FLAGS = ['--semi-space-growth-factor=1', '--heap-growing-percent=30', '--interrupt-budget=8192'];
-const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((a) => a.replace(/_/g, '-'));
-for (const flag of V8_FLAGS) {
-  const name = flag.slice(0, flag.indexOf('='));
-  if (!given.some((a) => a.startsWith(name))) v8.setFlagsFromString(flag);
-}
+require('./v8-flags').setV8Flags(['--semi-space-growth-factor=1', '--heap-growing-percent=30', '--interrupt-budget=8192']);
 require('../dist/src/tcpcopy-main.js').main(process.argv.slice(2));
