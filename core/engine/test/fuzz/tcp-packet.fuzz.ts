@@ -134,5 +134,34 @@ export const suite: FuzzSuite = {
           },
         ),
     },
+    {
+      id: 'frame-decoder-in-place',
+      name: 'FrameDecoder in place: a frame inside a larger buffer (start) decodes as it does alone, shifted by start, nothing read around it',
+      runs: 500,
+      property: () =>
+        fc.property(
+          fc.array(fc.tuple(
+            fc.constantFrom(...LINK_TYPES),
+            fc.oneof(validFrame.map((f) => f.frame), mutated(validFrame.map((f) => f.frame), 4), randomBytes(80)),
+            fc.nat(),
+            junk,
+            junk,
+          ), { minLength: 1, maxLength: 8 }),
+          (frames) => {
+            const alone = new FrameDecoder(() => 'alone');
+            const inPlace = new FrameDecoder(() => 'in place');
+            const fields = (p: TcpPacket | null, shift: number) =>
+              p && [p.ip - shift, p.end - shift, p.srcIp, p.dstIp, p.srcPort, p.dstPort, p.seq, p.ack, p.flags, p.payloadLength];
+            for (const [linkType, frame, cut, head, tail] of frames) {
+              const length = cut % (frame.length + 1);
+              const a = fields(alone.decode(linkType, frame, length), 0);
+              const big = Buffer.concat([head, frame.subarray(0, length), tail]);
+              const b = fields(inPlace.decode(linkType, big, length, head.length), head.length);
+              expect(b).to.deep.equal(a);
+            }
+            expect(inPlace.stats).to.deep.equal(alone.stats);
+          },
+        ),
+    },
   ],
 };
