@@ -1,5 +1,6 @@
 // `npm run bench`: prints one figure per line ("name = value unit"); `--json FILE` also writes them as JSON;
-// `--only NAME[,NAME]` runs only those scenarios (engine, offline, live, mysql, online, intercept-buffer).
+// `--only NAME[,NAME]` runs only those scenarios (engine, offline, live, mysql, online; intercept-buffer, restart
+// and wakeup only when named).
 // Live comparison: `--compare-with DIR` (another build's tcpcopy and intercept: the C tool's, or ours
 // behind wrapper scripts; `--compare-flavour c|ours` when `DIR/tcpcopy -v` cannot tell, `--compare-label`
 // names it), `--repeat N` runs per scenario and build, `--live-scenarios a,b` some of them, `--markdown`
@@ -16,6 +17,7 @@ import { mysqlReplayNetns } from './mysql-replay-netns';
 import { offlineReplayNetns } from './offline-replay-netns';
 import { onlineImpact } from './online-impact';
 import { targetRestart } from './target-restart';
+import { wakeupCost } from './wakeup-cost';
 import { buildIn, type FlavourKind } from './tool-flavours';
 
 const SCENARIOS: ReadonlyArray<{ key: string; name: string; run: (f: Figures, live: LiveOptions) => Promise<void> }> = [
@@ -28,6 +30,8 @@ const SCENARIOS: ReadonlyArray<{ key: string; name: string; run: (f: Figures, li
   { key: 'intercept-buffer', name: "intercept's capture buffer (-B) against lost replies", run: interceptBuffer },
   // Not in the default run (about 1 minute, 2 with --compare-with): the target's nginx restarted under load.
   { key: 'restart', name: 'target restart under load', run: targetRestart },
+  // Not in the default run (half a minute; needs cc): what a wake-up costs a C and a node process doing nothing.
+  { key: 'wakeup', name: 'wake-up cost, C against node', run: wakeupCost },
 ];
 const DEFAULT_KEYS = ['engine', 'offline', 'live', 'mysql', 'online'];
 

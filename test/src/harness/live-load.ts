@@ -91,10 +91,17 @@ export function clockTicksPerSecond(): number {
 
 /** User + system CPU time of a process so far, in seconds (utime + stime of /proc/<pid>/stat). */
 export function cpuSeconds(pid: number): number {
+  const { user, system } = cpuSplitSeconds(pid);
+  return user + system;
+}
+
+/** CPU time of a process so far, user and system apart (utime and stime of /proc/<pid>/stat), in seconds. */
+export function cpuSplitSeconds(pid: number): { user: number; system: number } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   // After "pid (comm) ": state is field 3, utime 14, stime 15; comm may hold spaces, so split after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[14 - 3]) + Number(fields[15 - 3])) / clockTicksPerSecond();
+  const hz = clockTicksPerSecond();
+  return { user: Number(fields[14 - 3]) / hz, system: Number(fields[15 - 3]) / hz };
 }
 
 /** Peak resident set size (VmHWM of /proc/<pid>/status), in bytes. */
