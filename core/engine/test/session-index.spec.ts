@@ -1,5 +1,7 @@
 // The session indexes on their own: sessions chained by (address, port), collisions and growth included.
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import type { Session } from '../src/session/session';
 import { ClientIndex, ReplyIndex } from '../src/session/session-index';
 
@@ -59,5 +61,34 @@ describe('session indexes', () => {
     index.add(s);
     expect(keyed(index, 0xcb007102, 6666)).to.deep.equal([s]);
     expect(keyed(index, 0x0a000001, 5555)).to.deep.equal([]);
+  });
+
+  it("keeps code optimized around a lookup when the index first grows (V8's constant-field assumption)", function () {
+    this.timeout(30_000);
+    // A fresh process: in this one an earlier test may already have grown an index.
+    const module = path.resolve(__dirname, '..', 'src', 'session', 'session-index.js');
+    const script = `
+      const { ClientIndex } = require(${JSON.stringify(module)});
+      const index = new ClientIndex();
+      const fake = (i) => ({ clientIp: 0x0a000000 + i, clientPort: 1000 + (i & 1023), nextInBucket: null });
+      for (let i = 0; i < 100; i++) index.add(fake(i));
+      function lookups() {
+        let n = 0;
+        for (let i = 0; i < 100; i++) if (index.first(0x0a000000 + i, 1000 + (i & 1023))) n++;
+        return n;
+      }
+      %PrepareFunctionForOptimization(lookups);
+      lookups();
+      %OptimizeFunctionOnNextCall(lookups);
+      lookups();
+      const optimized = () => (%GetOptimizationStatus(lookups) & 16) !== 0;
+      const before = optimized();
+      for (let i = 100; i < 3000; i++) index.add(fake(i)); // past the first 1,024 buckets
+      const found = lookups();
+      process.stdout.write(JSON.stringify({ before, after: optimized(), found }));
+    `;
+    const r = spawnSync(process.execPath, ['--allow-natives-syntax', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(JSON.parse(r.stdout)).to.deep.equal({ before: true, after: true, found: 100 });
   });
 });

@@ -13,10 +13,19 @@ const INITIAL_BUCKETS = 1024;
  * at most) and never shrinks: a few KiB per thousand sessions at the peak.
  */
 abstract class SessionIndex {
-  private buckets: Array<Session | null> = new Array<Session | null>(INITIAL_BUCKETS).fill(null);
-  private mask = INITIAL_BUCKETS - 1;
+  // Both are written twice on construction (a placeholder, then the first table) so that V8 treats them as
+  // mutable from the first index on. A field written only once is assumed constant by the code optimized
+  // around it, and its first change, the first grow(), threw that code away: at 500 connections/s, a dozen
+  // engine functions that inline the lookup were deoptimized and compiled again, 20-50 ms of CPU each.
+  private buckets: Array<Session | null> = [];
+  private mask = -1;
   /** Sessions held. */
   size = 0;
+
+  constructor() {
+    this.buckets = new Array<Session | null>(INITIAL_BUCKETS).fill(null);
+    this.mask = INITIAL_BUCKETS - 1;
+  }
 
   protected abstract ipOf(s: Session): number;
   protected abstract portOf(s: Session): number;
