@@ -108,7 +108,7 @@ export async function liveReplayNetns(figures: Figures, opts: LiveOptions): Prom
 function noteRun(figures: Figures, r: LiveRunResult, rep: number): void {
   const f = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : '-');
   figures.note(
-    `live ${r.scenario} ${r.build} #${rep + 1}: loss ${f(r.loss * 100, 2)} % (sent ${r.sent}, online ${r.onlineN}, target ${r.targetN}, ` +
+    `live ${r.scenario} ${r.build} #${rep + 1}: loss ${f(r.loss * 100, 2)} % (${f(r.loss * r.sent, 0)} lost; sent ${r.sent}, online ${r.onlineN}, target ${r.targetN}, ` +
       `settled in ${f(r.settledMs / 1000, 1)} s), ${f(r.rate, 0)} req/s; CPU s/10k tcpcopy ${f(r.tcpcopyCpuPer10k, 2)}, intercept ` +
       `${f(r.interceptCpuPer10k, 2)} (from 3 s: ${f(r.tcpcopyCpuPer10kAfterWarmUp, 2)}, ${f(r.interceptCpuPer10kAfterWarmUp, 2)}); peak RSS tcpcopy ${f(r.tcpcopyPeakRssMiB, 0)} MiB, intercept ${f(r.interceptPeakRssMiB, 0)} MiB` +
       (r.survived ? '' : '; !!! a tool DIED during the run'),
