@@ -52,17 +52,20 @@ const PORT_FIRST = 10_000;
 const PORT_COUNT = 50_000;
 
 export async function runLiveScenario(bed: LiveTestbed, build: ToolBuild, scenario: LiveScenario, runTag: string, interceptBufferMiB?: number): Promise<LiveRunResult> {
-  return (await runLive(bed, [{ build, plan: bed.plan }], [{ build, intercept: 0, extra: [] }], scenario, runTag, interceptBufferMiB))[0];
+  return (await runLive(bed, [{ build, plan: bed.plan }], [{ build, intercept: 0, plan: bed.plan }], scenario, runTag, interceptBufferMiB))[0];
 }
 
 /**
- * Both builds' tcpcopy at once on the same capture (the second with -f 1, so their fake client ports differ)
- * through one intercept of `builds[0]`: the same load, the same moment, the same noise from the machine, so
- * their CPU per request compares better than in runs one after the other. The target gets every request twice;
- * loss is counted against both replays together, and intercept's CPU is the shared intercept's.
+ * Both builds' tcpcopy at once on the same capture through one intercept of `builds[0]`: the same load, the
+ * same moment, the same noise from the machine, so their CPU per request compares better than in runs one
+ * after the other. Each fakes its clients in its own half of the fake client /24 (sharing it, their fake
+ * 4-tuples met: at conc10000 about 100 sessions per tcpcopy were reset by the target as stale). The target
+ * gets every request twice; each build's loss counts the requests from its own fake clients in the target's
+ * log, and intercept's CPU is the shared intercept's.
  */
 export async function runPairedScenario(bed: LiveTestbed, builds: readonly [ToolBuild, ToolBuild], scenario: LiveScenario, runTag: string): Promise<LiveRunResult[]> {
-  return runLive(bed, [{ build: builds[0], plan: bed.plan }], builds.map((build, i) => ({ build, intercept: 0, extra: i > 0 ? ['-f', String(i)] : [] })), scenario, runTag);
+  const halves = builds.map((_, i) => laneHalf(bed.plan, i));
+  return runLive(bed, [{ build: builds[0], plan: bed.plan }], builds.map((build, i) => ({ build, intercept: 0, plan: halves[i] })), scenario, runTag);
 }
 
 /**
@@ -74,15 +77,20 @@ export async function runPairedScenario(bed: LiveTestbed, builds: readonly [Tool
  */
 export async function runSideBySideScenario(bed: LiveTestbed, builds: readonly [ToolBuild, ToolBuild], scenario: LiveScenario, runTag: string): Promise<LiveRunResult[]> {
   const plans = builds.map((_, i) => sideBySidePlan(bed.plan, i));
-  return runLive(bed, builds.map((build, i) => ({ build, plan: plans[i] })), builds.map((build, i) => ({ build, intercept: i, extra: [] })), scenario, runTag);
+  return runLive(bed, builds.map((build, i) => ({ build, plan: plans[i] })), builds.map((build, i) => ({ build, intercept: i, plan: plans[i] })), scenario, runTag);
 }
 
-/** Lane i's half of the fake client /24 (.1-.126 or .129-.254, as a list both tools read) and its own intercept port. */
-export function sideBySidePlan(plan: ReplayPlan, lane: number): ReplayPlan {
+/** Lane i's half of the fake client /24 (.1-.126 or .129-.254, as a list both tools read). */
+function laneHalf(plan: ReplayPlan, lane: number): ReplayPlan {
   const prefix = FAKE_CLIENT_NET.split('.').slice(0, 3).join('.');
   const first = lane === 0 ? 1 : 129;
   const hosts = Array.from({ length: 126 }, (_, k) => `${prefix}.${first + k}`);
-  return { ...plan, fakeClients: hosts.join(','), fakeNet: `${prefix}.${lane === 0 ? 0 : 128}/25`, interceptPort: 36524 + 10 + lane };
+  return { ...plan, fakeClients: hosts.join(','), fakeNet: `${prefix}.${lane === 0 ? 0 : 128}/25` };
+}
+
+/** Lane i's half of the fake client /24, and its own intercept port. */
+export function sideBySidePlan(plan: ReplayPlan, lane: number): ReplayPlan {
+  return { ...laneHalf(plan, lane), interceptPort: 36524 + 10 + lane };
 }
 
 /** Whether dotted `ip` is in `net` (a.b.c.d/bits). */
@@ -99,19 +107,19 @@ interface InterceptLane {
   plan: ReplayPlan;
 }
 
-/** A tcpcopy to start: its build, which intercept (index) it talks to, and options added to its command line. */
+/** A tcpcopy to start: its build, which intercept (index) it talks to, and its fake clients and intercept port. */
 interface TcpcopyLane {
   build: ToolBuild;
   intercept: number;
-  extra: string[];
+  plan: ReplayPlan;
 }
 
 async function runLive(bed: LiveTestbed, interceptLanes: readonly InterceptLane[], lanes: readonly TcpcopyLane[], scenario: LiveScenario, runTag: string,
   interceptBufferMiB?: number): Promise<LiveRunResult[]> {
   const onlineCount = new TaggedLineCounter(bed.online.accessLogFile, runTag);
-  // With an intercept per tcpcopy each replays from its own fake client net: the target's log says whose a request was.
-  const ownNets = interceptLanes.length === lanes.length && lanes.length > 1;
-  const laneOf = ownNets ? (line: string) => Math.max(0, interceptLanes.findIndex((l) => inNet(line.slice(0, line.indexOf(' ')), l.plan.fakeNet!))) : null;
+  // Two tcpcopys replay from their own fake client nets: the target's log says whose a request was.
+  const ownNets = lanes.length > 1 && lanes.every((l) => l.plan.fakeNet !== undefined);
+  const laneOf = ownNets ? (line: string) => Math.max(0, lanes.findIndex((l) => inNet(line.slice(0, line.indexOf(' ')), l.plan.fakeNet!))) : null;
   const targetCount = new TaggedLineCounter(bed.target.accessLogFile, runTag, laneOf, lanes.length);
   const targetBefore = describeTargetState(await readTargetState(bed.topo));
   const intercepts: RunningTool[] = [];
@@ -119,7 +127,7 @@ async function runLive(bed: LiveTestbed, interceptLanes: readonly InterceptLane[
   try {
     for (const l of interceptLanes) intercepts.push(await startInterceptOf(l.build, bed.topo, l.plan, interceptBufferMiB));
     const startRss = intercepts.map((i) => rssBreakdown(i.pid));
-    for (const l of lanes) tcpcopys.push(await startTcpcopyOf(l.build, bed.topo, interceptLanes[l.intercept].plan, l.extra));
+    for (const l of lanes) tcpcopys.push(await startTcpcopyOf(l.build, bed.topo, l.plan));
     const cpuOf = (tools: RunningTool[]) => tools.map((t) => cpuSeconds(t.pid));
     const before = { tcpcopy: cpuOf(tcpcopys), intercept: cpuOf(intercepts) };
     let warm: { tcpcopy: number[]; intercept: number[]; served: number } | null = null;
