@@ -104,9 +104,9 @@ export async function startInterceptOf(build: ToolBuild, topo: Topology, plan: R
 }
 
 /** tcpcopy on the online host capturing live (each flavour's default capture: a raw socket). */
-export async function startTcpcopyOf(build: ToolBuild, topo: Topology, plan: ReplayPlan, extra: string[] = []): Promise<RunningTool> {
+export async function startTcpcopyOf(build: ToolBuild, topo: Topology, plan: ReplayPlan): Promise<RunningTool> {
   const intercept = plan.interceptPort !== undefined ? `${plan.assistant}:${plan.interceptPort}` : plan.assistant;
-  const common = ['-x', `${plan.port}-${plan.target}:${plan.port}`, '-s', intercept, '-c', plan.fakeClients, ...extra];
+  const common = ['-x', `${plan.port}-${plan.target}:${plan.port}`, '-s', intercept, '-c', plan.fakeClients];
   if (build.kind === 'c') {
     const log = freshFile(topo, `c-tcpcopy.log`);
     const proc = topo.spawn('online', build.tcpcopy!, [...common, '-l', log]);

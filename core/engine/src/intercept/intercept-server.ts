@@ -610,8 +610,8 @@ export class InterceptServer {
       this.counters.routesRebound++;
       this.log('debug', `route ${routeText(r)} moved from tcpcopy ${this.conns[before]?.label} to ${conn.label} ` +
         `(two tcpcopys use the same client address and port: give them different -c addresses)`);
-    } else {
-      if (this.opts.logRoutes) this.log('debug', `route add ${routeText(r)} (${r.payloadBytes} payload bytes) by ${conn.label}`);
+    } else if (this.opts.logRoutes) {
+      this.log('debug', `route add ${routeText(r)} (${r.payloadBytes} payload bytes) by ${conn.label}`);
     }
     if (this.hold.count > 0) {
       this.deliverTo = conn;

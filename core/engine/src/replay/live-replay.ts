@@ -9,7 +9,7 @@ export interface LiveReplayOptions {
   /** Called every `statsIntervalMs` (0: never) with the engine and capture counters. */
   onStats?: () => void;
   statsIntervalMs?: number;
-  /** Timer resolution of the engine, ms. */
+  /** Shortest time between two runs of the engine's timers, ms (default 5): they run when a deadline is due, at most this often. */
   tickMs?: number;
   warn?: (message: string) => void;
   /** The caller already started the source (with a handler that reaches this engine). */
