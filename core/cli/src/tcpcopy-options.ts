@@ -3,7 +3,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseProtocolOptions, ProtocolLoadError, type ReplayOptions } from '@tcpcopy/core';
+import { DEFAULT_CAPTURE_HOLD_MS, parseProtocolOptions, ProtocolLoadError, type ReplayOptions } from '@tcpcopy/core';
 import { BUILT_IN_PROTOCOLS } from './built-in-protocols';
 import { verboseForOldScripts } from './c-habits';
 import { channelSecret, SECRET_ENV } from './channel-secret';
@@ -97,6 +97,8 @@ export function buildCommand(): Command {
     .option('-F, --filter <bpf>', 'live: pcap filter for the client packets (default: built from -x)')
     .option('-B, --buffer-size <MiB>', 'live: kernel capture buffer: the raw socket\'s receive buffer, or libpcap\'s per device with --capture pcap', number('-B', 1, 2047), 64)
     .option('-S, --snaplen <bytes>', 'live: bytes of each packet captured', number('-S', 160, 262144), 65535)
+    .option('--capture-hold <ms>', 'live, raw capture: after a read that emptied the capture socket, let it fill this long before the next one (a packet is replayed up to this much later, for far fewer wake-ups of tcpcopy; 0: every packet as it comes)',
+      number('--capture-hold', 0, 1000), DEFAULT_CAPTURE_HOLD_MS)
     .option('--capture <how>', 'live: "raw" (an IP raw socket, the default: it lost nothing in our load tests) or "pcap" (libpcap with a kernel filter; -F or -S imply it)')
     .option('-a, --speed <factor>', 'offline: replay this many times faster than captured', number('-a', 0.001, 1_000_000, false), 1)
     .option('-I, --max-gap <ms>', 'offline: cut idle gaps in the capture longer than this many ms', number('-I', 0, 86_400_000), 0)
@@ -207,6 +209,7 @@ export function parseTcpcopyArgs(argv: string[]): TcpcopyInvocation | null {
       filter: o.filter,
       bufferSize: o.bufferSize * 2 ** 20,
       snaplen: given('snaplen') ? o.snaplen : undefined,
+      captureHoldMs: given('captureHold') ? o.captureHold : undefined,
       memoryLimitBytes: o.memoryLimit * 2 ** 20,
     });
   }
@@ -242,10 +245,10 @@ function mode(o: Record<string, unknown>, given: (name: string) => boolean): boo
     offline = input.includes('/') || /\.(pcap|cap|pcapng|dump)$/i.test(input);
   }
   // -m guards the online host's memory during live capture; an offline replay has no such guard.
-  const wrong = (offline ? ['filter', 'bufferSize', 'snaplen', 'capture', 'memoryLimit'] : ['speed', 'maxGap', 'times', 'tailTimeout']).filter(given);
+  const wrong = (offline ? ['filter', 'bufferSize', 'snaplen', 'capture', 'captureHold', 'memoryLimit'] : ['speed', 'maxGap', 'times', 'tailTimeout']).filter(given);
   if (wrong.length) {
     const flag: Record<string, string> = {
-      filter: '-F', bufferSize: '-B', snaplen: '-S', capture: '--capture', memoryLimit: '-m',
+      filter: '-F', bufferSize: '-B', snaplen: '-S', capture: '--capture', captureHold: '--capture-hold', memoryLimit: '-m',
       speed: '-a', maxGap: '-I', times: '-T', tailTimeout: '--tail-timeout',
     };
     const list = wrong.map((w) => flag[w]).join(', ');

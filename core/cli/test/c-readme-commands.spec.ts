@@ -215,6 +215,13 @@ describe('the C tool\'s documented command lines, on our commands', () => {
       expect(parseTcpcopyArgs([...base, '--syn-retries', '0'])!.replay.engine?.handshakeTimeoutMs).to.equal(1000);
     });
 
+    it('--capture-hold MS reaches the live replay; without it the engine\'s default holds', () => {
+      const base = ['-x', '80-61.135.233.160:8080', '-s', '61.135.233.161'];
+      expect(parseTcpcopyArgs(base)!.replay.captureHoldMs).to.equal(undefined);
+      expect(parseTcpcopyArgs([...base, '--capture-hold', '0'])!.replay.captureHoldMs).to.equal(0);
+      expect(parseTcpcopyArgs([...base, '--capture-hold', '20'])!.replay.captureHoldMs).to.equal(20);
+    });
+
     it('-v among other options still means --verbose (scripts written for our earlier -v keep working)', () => {
       const base = ['-x', '80-61.135.233.160:8080', '-s', '61.135.233.161'];
       expect(parseTcpcopyArgs([...base, '-v'])!.verbose).to.equal(true);

@@ -153,6 +153,13 @@ describe('tcpcopy command', function () {
       expectUserError(run(args({ '--gate-idle': '0' })), /^tcpcopy: --gate-idle 0: expected a whole number from 1 to 600000/);
     });
 
+    it('--capture-hold out of range, with a pcap file, and with libpcap capture', () => {
+      expectUserError(run(args({ '--capture-hold': '1001' })), /^tcpcopy: --capture-hold 1001: expected a whole number from 0 to 1000/);
+      expectUserError(run(args({ '--capture-hold': '3' })), /^tcpcopy: --capture-hold applies only to live capture, and -i \S+ is a file/);
+      expectUserError(run(args({ '-i': 'lo', '--capture': 'pcap', '--capture-hold': '3' })),
+        /^tcpcopy: --capture-hold applies to raw socket capture only \(drop it, or drop --capture pcap, -F and -S\)/);
+    });
+
     it('--syn-retries out of range', () => {
       expectUserError(run(args({ '--syn-retries': '7' })), /^tcpcopy: --syn-retries 7: expected a whole number from 0 to 6/);
     });

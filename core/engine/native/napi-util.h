@@ -141,6 +141,7 @@ struct batch_rx {
   int finalized; // the JS handle is gone
   uint32_t slots, slot_size, max_rounds;
   uint32_t hold_ms;   // 0: read on every readiness; else see batch_rx_hold
+  int drained;        // the last drain left the socket empty (it did not stop at max_rounds)
   int recv_flags;     // for recvmmsg, with MSG_DONTWAIT
   int bare_pollerr;   // the count a POLLERR with no socket error reports; 0: libuv's status
   void (*on_release)(batch_rx_t *rx); // before the socket closes; may be NULL
@@ -241,6 +242,7 @@ static int batch_rx_drain(batch_rx_t *rx, int status) {
   napi_get_reference_value(env, rx->callback_ref, &callback);
   napi_get_global(env, &receiver);
   int total = 0;
+  rx->drained = 0;
   for (uint32_t round = 0; round < rx->max_rounds && !rx->closed; round++) {
     int n;
     if (status < 0) {
@@ -248,10 +250,16 @@ static int batch_rx_drain(batch_rx_t *rx, int status) {
     } else {
       do n = recvmmsg(rx->fd, rx->msgs, rx->slots, MSG_DONTWAIT | rx->recv_flags, NULL);
       while (n < 0 && errno == EINTR);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        rx->drained = 1;
+        break;
+      }
       if (n < 0) n = -errno;
     }
-    if (n == 0) break;
+    if (n == 0) {
+      rx->drained = 1;
+      break;
+    }
     for (int i = 0; i < n; i++) rx->lengths[i] = (int32_t)rx->msgs[i].msg_len;
     napi_create_int32(env, n, &argv[0]);
     if (napi_make_callback(env, rx->async, receiver, callback, 1, argv, &result) != napi_ok) {
@@ -260,7 +268,10 @@ static int batch_rx_drain(batch_rx_t *rx, int status) {
     }
     if (n < 0) break;
     total += n;
-    if ((uint32_t)n < rx->slots) break;
+    if ((uint32_t)n < rx->slots) {
+      rx->drained = 1;
+      break;
+    }
   }
   napi_close_handle_scope(env, scope);
   return total;
@@ -269,14 +280,16 @@ static int batch_rx_drain(batch_rx_t *rx, int status) {
 static void batch_rx_hold_over(uv_timer_t *timer);
 
 /**
- * With hold_ms, a wake-up that read packets stops the poll for hold_ms: the packets that follow wait in
- * the socket's buffer and are read together at the next wake-up (one call into JavaScript instead of one
- * per packet at moderate rates). The timer only polls again: the reading stays in the loop's poll phase,
- * right before the check phase where what the packets queued is sent (a read in the timers phase would
- * wait behind the other timers, a forced GC say).
+ * With hold_ms, a wake-up that read packets and left the socket empty stops the poll for hold_ms: the
+ * packets that follow wait in the socket's buffer and are read together at the next wake-up (one call into
+ * JavaScript instead of one per packet at moderate rates). A drain that stopped at max_rounds is not held:
+ * the socket still holds packets, and the next turn of the loop reads on (a hold there would cap the
+ * capture at max_rounds x slots packets per hold_ms). The timer only polls again: the reading stays in the
+ * loop's poll phase, right before the check phase where what the packets queued is sent (a read in the
+ * timers phase would wait behind the other timers, a forced GC say).
  */
 static void batch_rx_hold(batch_rx_t *rx, int read) {
-  if (!rx->hold_ms || rx->closed || read <= 0) return;
+  if (!rx->hold_ms || rx->closed || read <= 0 || !rx->drained) return;
   uv_poll_stop(&rx->poll);
   uv_timer_start(&rx->hold, batch_rx_hold_over, rx->hold_ms, 0);
 }

@@ -83,7 +83,9 @@ export {
   RawSocketLiveSource,
   type LiveSource,
   type PcapLiveSourceOptions,
+  type RawSocketLiveSourceOptions,
 } from './capture/live-source';
+export { DEFAULT_CAPTURE_HOLD_MS } from './capture/raw-capture';
 export type { CapturedPacketHandler } from './capture/offline-source';
 export type { CaptureStats } from './capture/frame-decoder';
 export { captureFilter } from './capture/capture-filter';

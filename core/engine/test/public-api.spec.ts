@@ -9,7 +9,7 @@ const PUBLIC_VALUES = [
   'LatencyHistogram', 'RequestStats', 'RequestTally',
   // (b) replaying in-process
   'createReplayContainer', 'Tokens', 'ReplayEngine', 'OptionError', 'parseClientAddresses', 'parseTransfers', 'TransferTable',
-  'formatIpv4', 'parseIpv4', 'PacketBuilder', 'SegmentSpec', 'replay', 'ReplayError', 'replayOffline', 'replayLive', 'PcapLiveSource', 'RawSocketLiveSource', 'captureFilter',
+  'formatIpv4', 'parseIpv4', 'PacketBuilder', 'SegmentSpec', 'replay', 'ReplayError', 'replayOffline', 'replayLive', 'PcapLiveSource', 'RawSocketLiveSource', 'DEFAULT_CAPTURE_HOLD_MS', 'captureFilter',
   'RawSocketSink', 'PcapSink', 'InterceptChannelError', 'InterceptClient', 'InterceptConnectError', 'DEFAULT_INTERCEPT_PORT',
   'InterceptListenError', 'InterceptServer', 'LiveCapture', 'LiveCaptureError', 'PacketSocketCapture',
   // (c) pcap files and decoding

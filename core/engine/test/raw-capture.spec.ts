@@ -131,6 +131,31 @@ describe('raw socket capture and send (netio addon)', function () {
     expect(sink!.sendCalls, 'each held packet went in a sendmmsg of its own').to.equal(4);
   });
 
+  it('a wake-up that reads as much as it may (8 x 64 packets) is not held: the rest comes at the next turn', async () => {
+    source!.close();
+    const HOLD_MS = 300;
+    const capturedAt: number[] = [];
+    let reads = 0;
+    source = new RawSocketLiveSource({ transfers: parseTransfers(`127.0.0.1:${PORT}-127.0.0.9:${PORT}`), holdMs: HOLD_MS, warn: (m) => warnings.push(m) });
+    source.start({
+      handleCaptured: () => {
+        capturedAt.push(performance.now());
+      },
+      flush: () => reads++,
+    });
+    // 700 packets in one turn: more than one wake-up reads (512), fewer than loopback's backlog queue drops (1,000).
+    const COUNT = 700;
+    for (let i = 1; i <= COUNT; i++) {
+      const p = packet('127.0.0.1', PORT, i);
+      sink!.send(p, 0, p.length, LOOPBACK);
+    }
+    await until(`${COUNT} packets captured`, () => capturedAt.length === COUNT);
+    expect(reads, 'reads that brought them').to.be.at.least(2);
+    // Held after the first 512, the other 188 would have come HOLD_MS later.
+    expect(capturedAt[COUNT - 1] - capturedAt[0], 'ms from the first packet to the last').to.be.below(HOLD_MS / 2);
+    expect(source.stats.kernelDrops).to.equal(0);
+  });
+
   it('a packet the kernel refuses fails alone and is reported once; the rest of the batch goes', async () => {
     const before = Array.from({ length: 5 }, (_, i) => packet('127.0.0.1', PORT, i + 1));
     const after = Array.from({ length: 5 }, (_, i) => packet('127.0.0.1', PORT, i + 6));

@@ -13,8 +13,8 @@ export interface RawCaptureOptions {
   /** Socket receive buffer, bytes (root may go past net.core.rmem_max). Default 64 MiB. */
   receiveBuffer?: number;
   /**
-   * After a wake-up that read packets, the socket is read again only this many ms later, so that the packets
-   * in between are read in one batch (0: every packet as it comes). Default {@link DEFAULT_HOLD_MS}.
+   * After a wake-up that read packets and emptied the socket, it is read again only this many ms later, so that
+   * the packets in between are read in one batch (0: every packet as it comes). Default {@link DEFAULT_CAPTURE_HOLD_MS}.
    */
   holdMs?: number;
   onError?: (message: string) => void;
@@ -31,11 +31,14 @@ const MAX_ROUNDS = 8;
 const SLOT_SIZE = 65536;
 const DEFAULT_RECEIVE_BUFFER = 64 * 1024 * 1024;
 /**
- * At a few thousand packets a second most packets would wake the event loop alone; holding the socket for
- * 1 ms after a read batches them (the replay starts up to 1 ms later, nothing waits on it online). The buffer
- * holds far more than 1 ms of any load.
+ * At a few thousand packets a second most packets would wake the event loop alone, and in node a wake-up
+ * costs tens of microseconds of CPU whatever it brings. Holding the socket for 5 ms after a read that
+ * emptied it batches them: a packet is replayed up to 5 ms later (nothing waits on it online), and against
+ * 1 ms tcpcopy used 18-29 % less CPU per request at 500-2,000 connections/s and 4,000 keep-alive requests/s,
+ * intercept 14-24 % less (it gets the sends in bursts too; docs/benchmarks.md, "The capture hold"). The
+ * buffer holds far more than 5 ms of any load, and a read that finds more than a wake-up takes is not held.
  */
-export const DEFAULT_HOLD_MS = 1;
+export const DEFAULT_CAPTURE_HOLD_MS = 5;
 
 export class RawCapture {
   /** recvmmsg calls that returned packets, and the packets. */
@@ -76,7 +79,7 @@ export class RawCapture {
     };
     try {
       this.handle = addon.captureOpen(arena, SLOT_SIZE, lengths, this.opts.filter ?? null,
-        this.opts.receiveBuffer ?? DEFAULT_RECEIVE_BUFFER, MAX_ROUNDS, onRead, this.opts.holdMs ?? DEFAULT_HOLD_MS);
+        this.opts.receiveBuffer ?? DEFAULT_RECEIVE_BUFFER, MAX_ROUNDS, onRead, this.opts.holdMs ?? DEFAULT_CAPTURE_HOLD_MS);
     } catch (err) {
       const e = err as Error & { code?: string };
       throw new LiveCaptureError(

@@ -83,6 +83,12 @@ export interface ReplayOptions {
   bufferSize?: number;
   /** -S: bytes of each packet libpcap captures (65535). */
   snaplen?: number;
+  /**
+   * --capture-hold: raw capture only. After a read that emptied the capture socket, how long it fills before the
+   * next read, ms: a packet is replayed up to this much later, for far fewer wake-ups (0: every packet as it comes).
+   * Default 5 (DEFAULT_CAPTURE_HOLD_MS).
+   */
+  captureHoldMs?: number;
   /** -m: near this many bytes of memory no new connection is replayed; at it the replay ends (end `'memory'`). Default: no limit. */
   memoryLimitBytes?: number;
 

@@ -255,7 +255,10 @@ function openLiveSource(o: ReplayOptions, transfers: readonly Transfer[], warn: 
     if (o.filter !== undefined) throw new ReplayError('BAD_OPTION', '-F applies to libpcap capture only (drop it, or leave out --capture raw)');
     if (o.snaplen !== undefined) throw new ReplayError('BAD_OPTION', '-S applies to libpcap capture only (drop it, or leave out --capture raw)');
     if (o.devices !== undefined) checkDevices(o.devices);
-    return new RawSocketLiveSource({ receiveBuffer: o.bufferSize, transfers, warn });
+    return new RawSocketLiveSource({ receiveBuffer: o.bufferSize, transfers, holdMs: o.captureHoldMs, warn });
+  }
+  if (o.captureHoldMs !== undefined) {
+    throw new ReplayError('BAD_OPTION', '--capture-hold applies to raw socket capture only (drop it, or drop --capture pcap, -F and -S)');
   }
   return as('CAPTURE', isCaptureError, () => new PcapLiveSource({
     device: o.devices ?? 'any',
