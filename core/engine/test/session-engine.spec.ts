@@ -489,3 +489,29 @@ describe('session engine: a target window that stays shut', () => {
     expect(rig.engine.stats.retransmissions, 'the refused probe byte went again in order, not by RTO').to.equal(0);
   });
 });
+
+describe('session engine: timer wake-ups', () => {
+  it('short connections that end close together share a few wheel slots: a live tcpcopy wakes a few times, not every 5 ms', () => {
+    const rig = new EngineRig();
+    const N = 200;
+    // One every 2 ms (500/s), each with a short response: its delayed ACK is armed, then carried by our FIN.
+    for (let i = 0; i < N; i++) {
+      for (const p of conversation({ ip: '198.51.100.10', port: 20000 + i, isn: i * 1000 }, [{ request: 'GET a 10\n', response: 10 }])) rig.capture(p);
+      rig.t += 2;
+    }
+    expect(rig.engine.stats.sessionsCompleted).to.equal(N);
+    // As live replay drives the wheel: sleep until the next filed slot (at least 5 ms on), run the timers there.
+    const wheel = rig.engine.wheel;
+    let wakes = 0;
+    for (let next = wheel.nextFiledTime(); next !== Infinity && wakes < 2000; next = wheel.nextFiledTime()) {
+      rig.t = Math.max(next, rig.t + 5);
+      rig.engine.tick(rig.t);
+      rig.settle();
+      wakes++;
+    }
+    expect(rig.engine.size, 'sessions left').to.equal(0);
+    // 400 ms of endings lingering 2 s: their expiries fall on 50 ms marks. Before, each 5 ms slot held one, and
+    // each delayed ACK a FIN had carried left its session filed in a slot of its own until that slot came.
+    expect(wakes, 'wake-ups until every session is forgotten').to.be.at.most(15);
+  });
+});

@@ -51,6 +51,12 @@ const ACK_DELAY_MS = 40;
 const MAX_RECONNECTS = 16;
 /** A session whose target spoke this recently may still be answering (kept busy at the end of a capture). */
 const QUIET_MS = 100;
+/**
+ * Soft deadlines are rounded up to this grain, so that the sessions of a busy moment share a few slots of the
+ * timer wheel: at 500 connections/s one linger expiry a 5 ms slot, and a cleared delayed ACK a connection, woke
+ * tcpcopy 235 times a second, 48 since (docs/benchmarks.md, "Soft deadlines").
+ */
+const SOFT_DEADLINE_GRAIN_MS = 50;
 
 const scratchOptions = new TcpOptions();
 /** Reused for every onClientData call (protocols must not keep it). */
@@ -977,17 +983,26 @@ export class Session implements WheelEntry, DriverHost {
 
   private rearm(): void {
     const cfg = this.ctx.config;
-    let d = Math.min(this.rtoAt, this.release.idleAt, this.gapAt, this.ackAt, this.probeAt, this.lingerAt, this.finWaitAt);
+    // What nothing waits on to the millisecond (a finished session forgotten, a target slow to close, -t, -k, a
+    // handshake given up) falls on SOFT_DEADLINE_GRAIN_MS marks.
+    let soft = Math.min(this.lingerAt, this.finWaitAt);
     if (this.state !== SessionState.DONE) {
-      d = Math.min(
-        d,
+      soft = Math.min(
+        soft,
         this.waitingForTarget() ? this.lastReplyAt + cfg.sessionTimeoutMs : this.lastActivityAt + cfg.keepaliveTimeoutMs,
         this.state === SessionState.SYN_SENT ? this.handshakeStartedAt + cfg.handshakeTimeoutMs : Infinity,
       );
     }
+    if (soft !== Infinity) soft = Math.ceil(soft / SOFT_DEADLINE_GRAIN_MS) * SOFT_DEADLINE_GRAIN_MS;
+    const precise = Math.min(this.rtoAt, this.release.idleAt, this.gapAt, this.ackAt, this.probeAt);
+    const d = Math.min(precise, soft);
     const earlier = d < this.deadline;
+    const later = d > this.deadline;
     this.deadline = d;
-    if (earlier || this.wheelSlot < 0) this.ctx.wheel.arm(this);
+    // A deadline that moved later stays filed where it was (the wheel re-files it when that slot comes: no work
+    // per ACK while data flows), except when only soft ones are left: a delayed ACK or an RTO just cleared would
+    // otherwise wake tcpcopy once per connection for nothing.
+    if (earlier || this.wheelSlot < 0 || (later && precise === Infinity)) this.ctx.wheel.arm(this);
   }
 
   onDeadline(now: number): void {

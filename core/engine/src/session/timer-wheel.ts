@@ -44,7 +44,10 @@ export class TimerWheel {
   wakeAt = -Infinity;
   onEarlier: ((deadline: number) => void) | null = null;
 
-  /** Files (or re-files) an entry after its deadline changed. Call whenever `deadline` decreases or is first set. */
+  /**
+   * Files (or re-files) an entry after its deadline changed. Call whenever `deadline` decreases or is first set;
+   * after it moved later, calling is optional (the entry's old slot re-files it when it comes).
+   */
   arm(entry: WheelEntry): void {
     if (entry.deadline === Infinity) return;
     if (entry.deadline < this.wakeAt) this.onEarlier!(entry.deadline);
