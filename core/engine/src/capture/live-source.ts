@@ -4,7 +4,7 @@ import { CaptureStats, FrameDecoder } from './frame-decoder';
 import { LiveCaptureError } from './cap-addon';
 import { LiveCapture } from './live-capture';
 import { encodeBpfProgram, transferBpfProgram, type BpfTransfer } from './bpf-program';
-import { RawCapture } from './raw-capture';
+import { DEFAULT_CAPTURE_HOLD_MS, RawCapture } from './raw-capture';
 
 /** A live source of captured client→server packets. */
 export interface LiveSource {
@@ -143,9 +143,12 @@ export class RawSocketLiveSource implements LiveSource {
   }
 
   describe(): string {
+    // The hold delays the replay by up to that long: an operator should see it in the start line.
+    const hold = this.opts.holdMs ?? DEFAULT_CAPTURE_HOLD_MS;
+    const held = hold > 0 ? `; left to fill ${hold} ms after a read that empties it, --capture-hold` : '';
     return this.filterLength
-      ? `an IP raw socket (inbound TCP on every device; a kernel filter of ${this.filterLength} BPF instructions passes the -x ports)`
-      : 'an IP raw socket (all inbound TCP, picked by -x)';
+      ? `an IP raw socket (inbound TCP on every device; a kernel filter of ${this.filterLength} BPF instructions passes the -x ports${held})`
+      : `an IP raw socket (all inbound TCP, picked by -x${held})`;
   }
 
   close(): void {
