@@ -4,8 +4,9 @@
 // device) with a classic BPF program attached, so only the transfers' packets are queued to it. A
 // uv_poll wakes us when it is readable; each recvmmsg fills up to `slots` fixed slots of ONE buffer
 // that JavaScript owns, and JavaScript is called once per recvmmsg with the count (lengths in an
-// Int32Array it owns too). Nothing is allocated per packet. After a wake-up that read packets the poll
-// rests for holdMs (1 ms from JavaScript), so that what follows is read in one batch (batch_rx_hold).
+// Int32Array it owns too). Nothing is allocated per packet. After a wake-up that read packets and emptied the
+// socket the poll rests for holdMs (5 ms by default, --capture-hold), so that what follows is read in one batch
+// (batch_rx_hold).
 //
 // Send: an IPPROTO_RAW socket (IP_HDRINCL). Packets are copied into a bounded queue as the engine
 // writes them and go out with sendmmsg when JavaScript flushes (once per event-loop turn). When the

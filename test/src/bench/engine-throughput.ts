@@ -13,7 +13,7 @@ import { packetCount, SERVER_PORT, writeSyntheticCapture, type CaptureShape } fr
 const SHAPE: CaptureShape = { connections: 8000, requests: 20, requestBytes: 300, responseBytes: 2000, stepTicks: 12 };
 const TARGET_IP = 0xc633641e; // 198.51.100.30
 const TARGET_PORT = 8080;
-/** How often the engine's timers run, in capture time (the CLI runs them every 2 ms). */
+/** How often the engine's timers run, in capture time (an offline replay runs them every 2 ms). */
 const TICK_MS = 2;
 /** Timed runs per figure, after one untimed warm-up run; the median is reported. */
 const RUNS = 5;
@@ -46,7 +46,7 @@ export async function engineThroughput(figures: Figures): Promise<void> {
     figures.add('decode.throughput', written / decodeSeconds, 'packets/s');
     // One engine replays the capture again and again, as tcpcopy's one engine sees traffic for hours; what a
     // pass leaves behind in it is the memory figure.
-    const rig = new EngineRig();
+    const rig = new LongLivedEngine();
     replayOnce(file, rig);
     const seconds: number[] = [];
     for (let k = 0; k < RUNS; k++) seconds.push(replayOnce(file, rig).seconds);
@@ -95,7 +95,7 @@ function decodeLoop(file: string): number {
 }
 
 /** A long-lived engine and its simulated target, on capture time (the replay at "infinite" speed): timers fire as the capture says. */
-class EngineRig {
+class LongLivedEngine {
   clock = 0;
   readonly target = new SimulatedTarget(TARGET_IP, TARGET_PORT, SHAPE.requestBytes, SHAPE.responseBytes);
   readonly engine = new ReplayEngine({
@@ -119,7 +119,7 @@ interface PassResult {
 }
 
 /** Replays the capture once more through the rig's engine and checks that everything was replayed and closed. */
-function replayOnce(file: string, rig: EngineRig): PassResult {
+function replayOnce(file: string, rig: LongLivedEngine): PassResult {
   const { engine, target } = rig;
   const st = engine.stats;
   const start = { ...st };

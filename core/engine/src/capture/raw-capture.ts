@@ -34,7 +34,7 @@ const DEFAULT_RECEIVE_BUFFER = 64 * 1024 * 1024;
  * At a few thousand packets a second most packets would wake the event loop alone, and in node a wake-up
  * costs tens of microseconds of CPU whatever it brings. Holding the socket for 5 ms after a read that
  * emptied it batches them: a packet is replayed up to 5 ms later (nothing waits on it online), and against
- * 1 ms tcpcopy used 18-29 % less CPU per request at 500-2,000 connections/s and 4,000 keep-alive requests/s,
+ * 1 ms tcpcopy used 18-30 % less CPU per request at 500-2,000 connections/s and 4,000 keep-alive requests/s,
  * intercept 14-24 % less (it gets the sends in bursts too; docs/benchmarks.md, "The capture hold"). The
  * buffer holds far more than 5 ms of any load, and a read that finds more than a wake-up takes is not held.
  */
