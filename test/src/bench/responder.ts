@@ -32,7 +32,9 @@ export class SimulatedTarget implements PacketSink {
   repliesSent = 0;
   private engine!: ReplayEngine;
   private readonly conns = new Map<number, TargetConn>();
+  /** Connections owing an answer: queue[0, owing) (a count, not `length = 0`, which is a slow runtime call per batch). */
   private readonly queue: TargetConn[] = [];
+  private owing = 0;
   private readonly seen = new TcpPacket();
   private readonly reply: Buffer;
   private readonly synReply: Buffer;
@@ -114,7 +116,7 @@ export class SimulatedTarget implements PacketSink {
   private enqueue(c: TargetConn): void {
     if (c.queued) return;
     c.queued = true;
-    this.queue.push(c);
+    this.queue[this.owing++] = c;
   }
 
   // ---- the target's answers ----
@@ -122,14 +124,14 @@ export class SimulatedTarget implements PacketSink {
   /** Answers everything owed, in batches followed by engine.flush() as the intercept channel does, until quiet. */
   deliver(now: number): void {
     const q = this.queue;
-    while (q.length > 0) {
+    while (this.owing > 0) {
       // Answering may make the engine send more, which appends to the queue: it is walked as it grows.
-      for (let k = 0; k < q.length; k++) {
+      for (let k = 0; k < this.owing; k++) {
         const c = q[k];
         c.queued = false;
         this.answer(c, now);
       }
-      q.length = 0;
+      this.owing = 0;
       this.engine.flush(now);
     }
   }

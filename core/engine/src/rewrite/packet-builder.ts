@@ -93,8 +93,11 @@ export class PacketBuilder {
       sum += 0x0101 + 0x080a + (tsVal >>> 16) + (tsVal & 0xffff) + (tsEcr >>> 16) + (tsEcr & 0xffff);
       o += 12;
     }
-    if (s.payload && s.payloadLength > 0) {
-      s.payload.copy(b, o, s.payloadOffset, s.payloadOffset + s.payloadLength);
+    const payload = s.payload;
+    if (payload !== null && s.payloadLength > 0) {
+      // A whole chunk (nearly always) is copied by TypedArray#set; Buffer#copy of a part makes a view of it first.
+      if (s.payloadOffset === 0 && s.payloadLength === payload.length) b.set(payload, o);
+      else payload.copy(b, o, s.payloadOffset, s.payloadOffset + s.payloadLength);
       sum += s.payloadSum;
     }
     put16(b, t + 16, finishSum(sum));

@@ -1,3 +1,6 @@
+// The global `Buffer` is a getter on globalThis: a generic lookup and a call at every use in optimized code.
+import { Buffer } from 'node:buffer';
+
 /**
  * Chunks queued far behind the send point, kept compact: their bytes copied into a few blocks and four
  * numbers each, no object per chunk. When the target answers slower than the online server did, a session

@@ -1,3 +1,5 @@
+// The global `Buffer` is a getter on globalThis: a generic lookup and a call at every use in optimized code.
+import { Buffer } from 'node:buffer';
 import { sumBytes } from '../decode/checksum';
 import { seqDiff, seqGt, seqLt } from '../decode/seq';
 
