@@ -1,7 +1,7 @@
 // The ones-complement sums on their own, against a plain reference (RFC 1071: 16-bit big-endian words, an
 // odd last byte padded with zero), for every alignment and length the engine meets.
 import { expect } from 'chai';
-import { finishSum, foldSum, sumBytes } from '../src/decode/checksum';
+import { finishSum, foldSum, SpanSummer, sumBytes } from '../src/decode/checksum';
 
 /** RFC 1071 the slow way: one word at a time, folded as it goes. */
 function referenceSum(buf: Buffer, start: number, end: number): number {
@@ -27,6 +27,29 @@ describe('checksum sums', () => {
         expect(foldSum(sumBytes(buf, start, start + len)), `start ${start}, length ${len}`).to.equal(referenceSum(buf, start, start + len));
       }
     }
+  });
+
+  it('SpanSummer gives sumBytes\' folded sum for every start alignment, lengths 0-80 and the largest segments', () => {
+    const summer = new SpanSummer();
+    for (let start = 0; start < 9; start++) {
+      for (let len = 0; len <= 80; len++) {
+        expect(foldSum(summer.sum(buf, start, start + len)), `start ${start}, length ${len}`).to.equal(referenceSum(buf, start, start + len));
+      }
+    }
+    for (const len of [1447, 1448, 9001, 65_535, 69_999]) {
+      expect(foldSum(summer.sum(buf, 1, 1 + len)), `length ${len}`).to.equal(referenceSum(buf, 1, 1 + len));
+    }
+  });
+
+  it('SpanSummer reads the buffer it is given, not the one it read before (views of one ArrayBuffer included)', () => {
+    const summer = new SpanSummer();
+    const other = Buffer.from(buf.subarray(100, 400));
+    const inside = buf.subarray(1000, 1300);
+    expect(foldSum(summer.sum(buf, 100, 400))).to.equal(referenceSum(buf, 100, 400));
+    other[7] ^= 0xff;
+    expect(foldSum(summer.sum(other, 0, 300))).to.equal(referenceSum(other, 0, 300));
+    expect(foldSum(summer.sum(inside, 5, 205))).to.equal(referenceSum(buf, 1005, 1205));
+    expect(foldSum(summer.sum(buf, 100, 400))).to.equal(referenceSum(buf, 100, 400));
   });
 
   it('sumBytes stays exact for the largest segments and with a starting sum', () => {

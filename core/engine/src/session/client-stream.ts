@@ -1,6 +1,6 @@
 // The global `Buffer` is a getter on globalThis: a generic lookup and a call at every use in optimized code.
 import { Buffer } from 'node:buffer';
-import { sumBytes } from '../decode/checksum';
+import { SpanSummer } from '../decode/checksum';
 import { seqDiff, seqGt, seqLt } from '../decode/seq';
 
 /**
@@ -23,6 +23,9 @@ export interface ClientSegment {
  * no array storage; setting `length = 0` is a slow runtime call).
  */
 const NO_SEGMENTS: ClientSegment[] = [];
+
+/** Sums the added bytes where they lie, in the capture's buffer (the same one packet after packet). */
+const captureSums = new SpanSummer();
 
 /**
  * The client's captured payload awaiting replay: segments kept in sequence
@@ -89,7 +92,7 @@ export class ClientStream {
       if (part > 0) {
         const data = Buffer.allocUnsafe(part);
         src.copy(data, 0, offset, offset + part);
-        const seg: ClientSegment = { seq, length: part, data, sum: sumBytes(data, 0, part), serverBytes };
+        const seg: ClientSegment = { seq, length: part, data, sum: captureSums.sum(src, offset, offset + part), serverBytes };
         // An empty stream starts a one-slot array (a first push onto [] reserves 17 slots).
         if (this.segs.length === 0) this.segs = [seg];
         else if (i === this.segs.length) this.segs.push(seg);

@@ -26,8 +26,10 @@ export interface OutChunk {
 
 /**
  * The array of an empty queue, shared and never written to: the first push replaces it with a
- * one-slot array (a first push onto [] reserves 17 slots), and emptying puts it back (an idle session keeps
- * no array storage; setting `length = 0` is a slow runtime call).
+ * one-slot array (a first push onto [] reserves 17 slots). Emptying keeps a one-slot array, its slot cleared
+ * (most sessions hold one request at a time: the next push fills it again instead of allocating), and puts
+ * this one back in place of a longer array (an idle session keeps one empty slot at most; setting
+ * `length = 0` is a slow runtime call).
  */
 const NO_CHUNKS: OutChunk[] = [];
 
@@ -65,10 +67,7 @@ export class OutQueue {
       return;
     }
     const chunk: OutChunk = { data, pos: this.endPos, tag, serverBytes, sum, released: false, readyOn: 0, ahead: false };
-    // An empty queue starts a one-slot array: most sessions hold one request at a time, and a first push
-    // onto [] reserves 17 slots.
-    if (this.chunks.length === 0) this.chunks = [chunk];
-    else this.chunks.push(chunk);
+    this.append(chunk);
     this.endPos += data.length;
     this.bytes += data.length;
   }
@@ -153,9 +152,18 @@ export class OutQueue {
     const pos = this.endPos - b.bytes;
     const data = b.shift();
     const chunk: OutChunk = { data, pos, tag: b.tag, serverBytes: b.serverBytes, sum: b.sum, released: false, readyOn: 0, ahead: false };
-    if (this.chunks.length === 0) this.chunks = [chunk];
-    else this.chunks.push(chunk);
+    this.append(chunk);
     return chunk;
+  }
+
+  private append(chunk: OutChunk): void {
+    // An empty queue starts a one-slot array (most sessions hold one request at a time, and a first push onto
+    // [] reserves 17 slots), or fills the one it kept.
+    if (this.chunks.length === 0) this.chunks = [chunk];
+    else if (this.head === 1 && this.chunks.length === 1) {
+      this.chunks[0] = chunk;
+      this.head = 0;
+    } else this.chunks.push(chunk);
   }
 
   /**
@@ -176,9 +184,11 @@ export class OutQueue {
       this.chunks[this.head++] = undefined as unknown as OutChunk;
     }
     if (this.head === this.chunks.length) {
-      // Everything acknowledged: an idle session keeps no array storage.
-      this.chunks = NO_CHUNKS;
-      this.head = 0;
+      // Everything acknowledged: a one-slot array stays for the next push (its slot cleared above).
+      if (this.chunks.length > 1) {
+        this.chunks = NO_CHUNKS;
+        this.head = 0;
+      }
     } else if (this.head > 64 && this.head * 2 > this.chunks.length) {
       this.chunks = this.chunks.slice(this.head);
       this.head = 0;

@@ -1,6 +1,6 @@
 // The global `Buffer` is a getter on globalThis: a generic lookup and a call at every use in optimized code.
 import { Buffer } from 'node:buffer';
-import { sumBytes } from '../decode/checksum';
+import { SpanSummer } from '../decode/checksum';
 import { formatIpv4 } from '../decode/ip-address';
 import { seqAdd, seqDiff, seqGte } from '../decode/seq';
 import { TcpOptions } from '../decode/tcp-options';
@@ -61,6 +61,8 @@ const QUIET_MS = 100;
 const SOFT_DEADLINE_GRAIN_MS = 50;
 
 const scratchOptions = new TcpOptions();
+/** Sums captured payloads where they lie, in the capture's buffer (the same one packet after packet). */
+const captureSums = new SpanSummer();
 /** Reused for every onClientData call (protocols must not keep it). */
 const clientInfo = { onlineServerBytes: 0, captureTimeMs: 0 };
 /** Reused for every onOnlineData call. */
@@ -333,7 +335,7 @@ export class Session implements WheelEntry, DriverHost {
         // The next bytes with nothing held (nearly always): copied and handed over, no stop in the stream.
         const data = Buffer.allocUnsafe(len);
         pkt.buf.copy(data, 0, pkt.payload, pkt.payload + len);
-        this.handOver(data, sumBytes(data, 0, len), serverBytes);
+        this.handOver(data, captureSums.sum(pkt.buf, pkt.payload, pkt.payload + len), serverBytes);
         this.deliveredSeq = seqAdd(pkt.seq, len);
       } else if (!this.captured.add(this.deliveredSeq, pkt.seq, pkt.buf, pkt.payload, len, serverBytes)) {
         this.ctx.stats.capturedDuplicates++;
