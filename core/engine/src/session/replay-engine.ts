@@ -291,8 +291,9 @@ export class ReplayEngine implements EngineContext {
     const clientPort = pkt.dstPort;
     const targetIp = pkt.srcIp;
     const targetPort = pkt.srcPort;
+    const targetIpKey = targetIp | 0;
     let s = this.byReply.first(clientIp, clientPort);
-    while (s && !(s.route.targetIp === targetIp && s.route.targetPort === targetPort)) s = this.byReply.next(s, clientIp, clientPort);
+    while (s && !(s.targetIpKey === targetIpKey && s.route.targetPort === targetPort)) s = this.byReply.next(s, clientIp, clientPort);
     if (!s) {
       this.stats.repliesUnmatched++;
       return;
@@ -350,8 +351,9 @@ export class ReplayEngine implements EngineContext {
   // ---- session table -----------------------------------------------------------------
 
   private find(srcIp: number, srcPort: number, dstIp: number, dstPort: number, copy: number): Session | undefined {
+    const dstIpKey = dstIp | 0;
     for (let s = this.byClient.first(srcIp, srcPort); s; s = this.byClient.next(s, srcIp, srcPort)) {
-      if (s.serverIp === dstIp && s.serverPort === dstPort && s.pass === this.pass && s.copy === copy && !s.detached) return s;
+      if (s.serverIpKey === dstIpKey && s.serverPort === dstPort && s.pass === this.pass && s.copy === copy && !s.detached) return s;
     }
     return undefined;
   }

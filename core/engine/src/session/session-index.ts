@@ -27,6 +27,7 @@ abstract class SessionIndex {
     this.mask = INITIAL_BUCKETS - 1;
   }
 
+  /** The session's address in this index, as a signed 32-bit integer (Session.clientIpKey, ...). */
   protected abstract ipOf(s: Session): number;
   protected abstract portOf(s: Session): number;
   protected abstract linkOf(s: Session): Session | null;
@@ -34,12 +35,12 @@ abstract class SessionIndex {
 
   /** The first session of (ip, port), or null. */
   first(ip: number, port: number): Session | null {
-    return this.skipOthers(this.buckets[this.slot(ip, port)], ip, port);
+    return this.skipOthers(this.buckets[this.slot(ip, port)], ip | 0, port);
   }
 
   /** The session of the same key after `s`, or null. */
   next(s: Session, ip: number, port: number): Session | null {
-    return this.skipOthers(this.linkOf(s), ip, port);
+    return this.skipOthers(this.linkOf(s), ip | 0, port);
   }
 
   add(s: Session): void {
@@ -80,11 +81,13 @@ abstract class SessionIndex {
     return out;
   }
 
-  private skipOthers(s: Session | null, ip: number, port: number): Session | null {
-    while (s && (this.ipOf(s) !== ip || this.portOf(s) !== port)) s = this.linkOf(s);
+  /** `ipKey`: the address as a signed 32-bit integer, as ipOf gives it. */
+  private skipOthers(s: Session | null, ipKey: number, port: number): Session | null {
+    while (s && (this.ipOf(s) !== ipKey || this.portOf(s) !== port)) s = this.linkOf(s);
     return s;
   }
 
+  /** The same slot for an address as an unsigned or a signed 32-bit integer. */
   private slot(ip: number, port: number): number {
     const h = Math.imul(ip ^ Math.imul(port, 0x9e3779b1), 0x85ebca6b);
     return (h ^ (h >>> 15)) & this.mask;
@@ -108,7 +111,7 @@ abstract class SessionIndex {
 
 /** Sessions by the captured client's address and port (captured packets find their session here). */
 export class ClientIndex extends SessionIndex {
-  protected ipOf(s: Session): number { return s.clientIp; }
+  protected ipOf(s: Session): number { return s.clientIpKey; }
   protected portOf(s: Session): number { return s.clientPort; }
   protected linkOf(s: Session): Session | null { return s.nextInBucket; }
   protected setLink(s: Session, next: Session | null): void { s.nextInBucket = next; }
@@ -116,7 +119,7 @@ export class ClientIndex extends SessionIndex {
 
 /** Sessions by the address and port the target sees (its replies find their session here). */
 export class ReplyIndex extends SessionIndex {
-  protected ipOf(s: Session): number { return s.route.clientIp; }
+  protected ipOf(s: Session): number { return s.replyIpKey; }
   protected portOf(s: Session): number { return s.route.clientPort; }
   protected linkOf(s: Session): Session | null { return s.nextInReplyBucket; }
   protected setLink(s: Session, next: Session | null): void { s.nextInReplyBucket = next; }

@@ -111,6 +111,16 @@ export class Session implements WheelEntry, DriverHost {
 
   state = SessionState.CLOSED;
   readonly route: Route;
+  /**
+   * The addresses the engine's lookups compare per packet (the client's and the server's as captured, the
+   * client's and the target's as the target sees them), as signed 32-bit integers: V8 keeps those inside the
+   * object, while an unsigned address above 2^31 (most of them) is a heap number of its own, one more memory
+   * access per comparison.
+   */
+  readonly clientIpKey: number;
+  readonly serverIpKey: number;
+  readonly replyIpKey: number;
+  readonly targetIpKey: number;
   private routed = false;
 
   // ---- capture side (capture sequence space)
@@ -238,6 +248,10 @@ export class Session implements WheelEntry, DriverHost {
       targetPort,
       payloadBytes: ctx.protocol.replyPayloadBytes,
     };
+    this.clientIpKey = clientIp | 0;
+    this.serverIpKey = serverIp | 0;
+    this.replyIpKey = outClientIp | 0;
+    this.targetIpKey = targetIp | 0;
     this.ipId = (Math.random() * 65536) | 0;
     this.lastReplyAt = now;
     this.lastActivityAt = now;
