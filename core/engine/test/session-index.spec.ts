@@ -5,9 +5,18 @@ import * as path from 'node:path';
 import type { Session } from '../src/session/session';
 import { ClientIndex, ReplyIndex } from '../src/session/session-index';
 
-/** What the indexes read of a session: its captured client, the client the target sees, and the links. */
+/** What the indexes read of a session: its captured client, the client the target sees (addresses as keys), and the links. */
 function fake(clientIp: number, clientPort: number, outIp = clientIp, outPort = clientPort, id = 0): Session {
-  return { id, clientIp, clientPort, route: { clientIp: outIp, clientPort: outPort }, nextInBucket: null, nextInReplyBucket: null } as unknown as Session;
+  return {
+    id,
+    clientIp,
+    clientPort,
+    clientIpKey: clientIp | 0,
+    route: { clientIp: outIp, clientPort: outPort },
+    replyIpKey: outIp | 0,
+    nextInBucket: null,
+    nextInReplyBucket: null,
+  } as unknown as Session;
 }
 
 function keyed(index: ClientIndex | ReplyIndex, ip: number, port: number): Session[] {
@@ -70,7 +79,7 @@ describe('session indexes', () => {
     const script = `
       const { ClientIndex } = require(${JSON.stringify(module)});
       const index = new ClientIndex();
-      const fake = (i) => ({ clientIp: 0x0a000000 + i, clientPort: 1000 + (i & 1023), nextInBucket: null });
+      const fake = (i) => ({ clientIp: 0x0a000000 + i, clientIpKey: 0x0a000000 + i, clientPort: 1000 + (i & 1023), nextInBucket: null });
       for (let i = 0; i < 100; i++) index.add(fake(i));
       function lookups() {
         let n = 0;
