@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import { DecodeStatus, formatIpv4, ipv4Offset, parseTransfers, PcapReader, ReplayEngine, TcpPacket, TransferTable } from '@tcpcopy/core';
+import * as thisCore from '@tcpcopy/core';
+import { DecodeStatus, ipv4Offset, PcapReader, TcpPacket } from '@tcpcopy/core';
 import type { Figures } from './figures';
 import { SimulatedTarget } from './responder';
 import { packetCount, SERVER_PORT, writeSyntheticCapture, type CaptureShape } from './synthetic-pcap';
@@ -17,6 +18,11 @@ const TARGET_PORT = 8080;
 const TICK_MS = 2;
 /** Timed runs per figure, after one untimed warm-up run; the median is reported. */
 const RUNS = 5;
+/** With --engine-against: passes of each engine, alternating, after two warm-up passes each. */
+const AGAINST_PASSES = 15;
+
+/** What the bench uses of @tcpcopy/core: this checkout's, or another's (--engine-against). */
+type Core = typeof thisCore;
 
 // Memory figures need a settled heap: expose gc() without requiring `node --expose-gc`.
 setFlagsFromString('--expose-gc');
@@ -30,7 +36,7 @@ function settledMemory(): NodeJS.MemoryUsage {
 
 const MiB = 1024 * 1024;
 
-export async function engineThroughput(figures: Figures): Promise<void> {
+export async function engineThroughput(figures: Figures, opts: { engineAgainst?: string } = {}): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpcopy-bench-'));
   try {
     const file = path.join(dir, 'synthetic.pcap');
@@ -46,7 +52,7 @@ export async function engineThroughput(figures: Figures): Promise<void> {
     figures.add('decode.throughput', written / decodeSeconds, 'packets/s');
     // One engine replays the capture again and again, as tcpcopy's one engine sees traffic for hours; what a
     // pass leaves behind in it is the memory figure.
-    const rig = new LongLivedEngine();
+    const rig = new LongLivedEngine(thisCore);
     replayOnce(file, rig);
     const seconds: number[] = [];
     for (let k = 0; k < RUNS; k++) seconds.push(replayOnce(file, rig).seconds);
@@ -66,6 +72,7 @@ export async function engineThroughput(figures: Figures): Promise<void> {
     // What the engine holds after one more pass, with every session finished and forgotten.
     figures.add('engine.heap_growth', (after.heapUsed - before.heapUsed) / MiB, 'MiB');
     figures.add('engine.rss_growth', (after.rss - before.rss) / MiB, 'MiB');
+    if (opts.engineAgainst !== undefined) engineAgainst(figures, file, written, opts.engineAgainst);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -94,18 +101,44 @@ function decodeLoop(file: string): number {
   return (performance.now() - t0) / 1000;
 }
 
+/**
+ * This engine against another checkout's (`--engine-against TREE`): both replay the capture in one process,
+ * pass for pass alternating which goes first, each with the same bench code around it, so that the machine's
+ * drift (a third either way over minutes here) falls on both alike. The ratio is the median of the passes'.
+ */
+function engineAgainst(figures: Figures, file: string, packets: number, tree: string): void {
+  const entry = path.resolve(tree, 'core', 'engine');
+  let other: Core;
+  try {
+    other = require(entry) as Core;
+  } catch (err) {
+    throw new Error(`--engine-against ${tree}: cannot load its engine (${entry}): ${(err as Error).message}; build that checkout first (npx tsc -b)`);
+  }
+  const rigs = [new LongLivedEngine(thisCore), new LongLivedEngine(other)];
+  for (const rig of rigs) for (let k = 0; k < 2; k++) replayOnce(file, rig);
+  const rates: number[][] = [[], []];
+  for (let k = 0; k < AGAINST_PASSES; k++) {
+    for (const i of k % 2 ? [1, 0] : [0, 1]) rates[i].push(packets / replayOnce(file, rigs[i]).seconds);
+  }
+  figures.add('engine.against.this_throughput', median(rates[0]), 'captured packets/s');
+  figures.add('engine.against.other_throughput', median(rates[1]), 'captured packets/s');
+  figures.add('engine.against.ratio', median(rates[0].map((r, k) => r / rates[1][k])), 'x (this / other, median of passes)');
+}
+
 /** A long-lived engine and its simulated target, on capture time (the replay at "infinite" speed): timers fire as the capture says. */
 class LongLivedEngine {
   clock = 0;
-  readonly target = new SimulatedTarget(TARGET_IP, TARGET_PORT, SHAPE.requestBytes, SHAPE.responseBytes);
-  readonly engine = new ReplayEngine({
-    transfers: new TransferTable(parseTransfers(`${SERVER_PORT}-${formatIpv4(TARGET_IP)}:${TARGET_PORT}`)),
-    sink: this.target,
-    now: () => this.clock,
-    warn: (m) => console.error(`# engine warning: ${m}`),
-  });
+  readonly target: SimulatedTarget;
+  readonly engine: thisCore.ReplayEngine;
 
-  constructor() {
+  constructor(readonly core: Core) {
+    this.target = new SimulatedTarget(TARGET_IP, TARGET_PORT, SHAPE.requestBytes, SHAPE.responseBytes, core.TcpPacket);
+    this.engine = new core.ReplayEngine({
+      transfers: new core.TransferTable(core.parseTransfers(`${SERVER_PORT}-${core.formatIpv4(TARGET_IP)}:${TARGET_PORT}`)),
+      sink: this.target,
+      now: () => this.clock,
+      warn: (m) => console.error(`# engine warning: ${m}`),
+    });
     this.target.attach(this.engine);
   }
 }
@@ -121,6 +154,7 @@ interface PassResult {
 /** Replays the capture once more through the rig's engine and checks that everything was replayed and closed. */
 function replayOnce(file: string, rig: LongLivedEngine): PassResult {
   const { engine, target } = rig;
+  const { PcapReader, TcpPacket, DecodeStatus, ipv4Offset } = rig.core;
   const st = engine.stats;
   const start = { ...st };
   const answeredBefore = target.requestsAnswered;

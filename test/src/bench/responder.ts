@@ -3,6 +3,9 @@
 // (what intercept returns) in one reusable buffer and fed to the engine.
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpPacket, type PacketSink, type ReplayEngine } from '@tcpcopy/core';
 
+/** The packet view class of the engine under test (another checkout's, with --engine-against). */
+export type PacketViewClass = new () => TcpPacket;
+
 const EMPTY = Buffer.alloc(0);
 const TARGET_MSS = 1460;
 /** Payload per reply segment: the MSS less the timestamp option every segment carries. */
@@ -35,10 +38,10 @@ export class SimulatedTarget implements PacketSink {
   /** Connections owing an answer: queue[0, owing) (a count, not `length = 0`, which is a slow runtime call per batch). */
   private readonly queue: TargetConn[] = [];
   private owing = 0;
-  private readonly seen = new TcpPacket();
+  private readonly seen: TcpPacket;
   private readonly reply: Buffer;
   private readonly synReply: Buffer;
-  private readonly replyView = new TcpPacket();
+  private readonly replyView: TcpPacket;
   private isnCounter = 1;
 
   constructor(
@@ -47,7 +50,10 @@ export class SimulatedTarget implements PacketSink {
     /** Each this many request bytes get one response (requests come one segment each, but need not). */
     private readonly requestBytes: number,
     private readonly responseBytes: number,
+    PacketView: PacketViewClass = TcpPacket,
   ) {
+    this.seen = new PacketView();
+    this.replyView = new PacketView();
     this.reply = replyTemplate(targetIp, targetPort, false);
     this.synReply = replyTemplate(targetIp, targetPort, true);
   }

@@ -6,8 +6,11 @@
 // names it), `--repeat N` runs per scenario and build, `--live-scenarios a,b` some of them, `--markdown`
 // prints the table as Markdown too; `--paired` runs both builds' tcpcopys at once on the same load (two builds of
 // ours share one intercept; against the C tool each has its own), `--side-by-side` too, each with its own intercept.
+// Engine comparison: `--engine-against TREE` (another checkout of this project, built): its engine replays the
+// engine scenario's capture too, pass for pass alternating with this one's in the same process.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { engineThroughput } from './engine-throughput';
 import { Figures } from './figures';
 import { interceptBuffer } from './intercept-buffer';
@@ -20,7 +23,12 @@ import { targetRestart } from './target-restart';
 import { wakeupCost } from './wakeup-cost';
 import { buildIn, type FlavourKind } from './tool-flavours';
 
-const SCENARIOS: ReadonlyArray<{ key: string; name: string; run: (f: Figures, live: LiveOptions) => Promise<void> }> = [
+interface BenchOptions extends LiveOptions {
+  /** Another checkout whose engine the engine scenario runs beside this one's. */
+  engineAgainst?: string;
+}
+
+const SCENARIOS: ReadonlyArray<{ key: string; name: string; run: (f: Figures, opts: BenchOptions) => Promise<void> }> = [
   { key: 'engine', name: 'engine throughput', run: engineThroughput },
   { key: 'offline', name: 'offline replay across namespaces', run: offlineReplayNetns },
   { key: 'live', name: 'live replay across namespaces', run: liveReplayNetns },
@@ -82,7 +90,13 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const json = option(argv, 'json');
   const scenarios = selected(argv);
-  const live = liveOptions(argv, scenarios);
+  const engineAgainst = option(argv, 'engine-against');
+  if (engineAgainst !== undefined) {
+    if (!scenarios.some((s) => s.key === 'engine')) throw new Error('--engine-against compares the engine scenario: run it too (--only engine)');
+    const built = path.join(engineAgainst, 'core', 'engine', 'dist', 'src', 'index.js');
+    if (!fs.existsSync(built)) throw new Error(`--engine-against ${engineAgainst}: no built engine there (${built}): give a checkout of this project built with npx tsc -b`);
+  }
+  const opts: BenchOptions = { ...liveOptions(argv, scenarios), engineAgainst };
   const cpus = os.cpus();
   const machine = { cpu: cpus[0]?.model ?? 'unknown', cpus: cpus.length, node: process.version, platform: `${os.platform()} ${os.release()}` };
   console.log(`# machine: ${machine.cpu}, ${machine.cpus} CPUs, node ${machine.node}, ${machine.platform}`);
@@ -92,7 +106,7 @@ async function main(): Promise<void> {
   // A failed scenario is reported and the others still run: one broken part should not hide the rest.
   for (const { name, run } of scenarios) {
     try {
-      await run(figures, live);
+      await run(figures, opts);
     } catch (err) {
       failures.push(name);
       console.error(`!!!!! bench scenario "${name}" failed: ${(err as Error)?.stack ?? err}`);
