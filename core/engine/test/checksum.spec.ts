@@ -1,7 +1,9 @@
 // The ones-complement sums on their own, against a plain reference (RFC 1071: 16-bit big-endian words, an
-// odd last byte padded with zero), for every alignment and length the engine meets.
+// odd last byte padded with zero), for every alignment and length the engine meets; and SpanReader, which sums
+// and copies spans of the capture's buffer.
 import { expect } from 'chai';
-import { finishSum, foldSum, SpanSummer, sumBytes } from '../src/decode/checksum';
+import { finishSum, foldSum, sumBytes } from '../src/decode/checksum';
+import { SpanReader } from '../src/decode/span-reader';
 
 /** RFC 1071 the slow way: one word at a time, folded as it goes. */
 function referenceSum(buf: Buffer, start: number, end: number): number {
@@ -29,29 +31,6 @@ describe('checksum sums', () => {
     }
   });
 
-  it('SpanSummer gives sumBytes\' folded sum for every start alignment, lengths 0-80 and the largest segments', () => {
-    const summer = new SpanSummer();
-    for (let start = 0; start < 9; start++) {
-      for (let len = 0; len <= 80; len++) {
-        expect(foldSum(summer.sum(buf, start, start + len)), `start ${start}, length ${len}`).to.equal(referenceSum(buf, start, start + len));
-      }
-    }
-    for (const len of [1447, 1448, 9001, 65_535, 69_999]) {
-      expect(foldSum(summer.sum(buf, 1, 1 + len)), `length ${len}`).to.equal(referenceSum(buf, 1, 1 + len));
-    }
-  });
-
-  it('SpanSummer reads the buffer it is given, not the one it read before (views of one ArrayBuffer included)', () => {
-    const summer = new SpanSummer();
-    const other = Buffer.from(buf.subarray(100, 400));
-    const inside = buf.subarray(1000, 1300);
-    expect(foldSum(summer.sum(buf, 100, 400))).to.equal(referenceSum(buf, 100, 400));
-    other[7] ^= 0xff;
-    expect(foldSum(summer.sum(other, 0, 300))).to.equal(referenceSum(other, 0, 300));
-    expect(foldSum(summer.sum(inside, 5, 205))).to.equal(referenceSum(buf, 1005, 1205));
-    expect(foldSum(summer.sum(buf, 100, 400))).to.equal(referenceSum(buf, 100, 400));
-  });
-
   it('sumBytes stays exact for the largest segments and with a starting sum', () => {
     for (const len of [1447, 1448, 9001, 65_535, 69_999]) {
       expect(foldSum(sumBytes(buf, 1, 1 + len)), `length ${len}`).to.equal(referenceSum(buf, 1, 1 + len));
@@ -69,5 +48,46 @@ describe('checksum sums', () => {
   it('all-ones bytes: the accumulator never overflows', () => {
     const ones = Buffer.alloc(65_536, 0xff);
     expect(foldSum(sumBytes(ones, 0, ones.length))).to.equal(0xffff);
+  });
+
+  describe('SpanReader', () => {
+    it('sums to the reference for every start alignment, lengths 0-80 and the largest segments', () => {
+      const reader = new SpanReader();
+      for (let start = 0; start < 9; start++) {
+        for (let len = 0; len <= 80; len++) {
+          expect(foldSum(reader.sum(buf, start, start + len)), `start ${start}, length ${len}`).to.equal(referenceSum(buf, start, start + len));
+        }
+      }
+      for (const len of [1447, 1448, 9001, 65_535, 69_999]) {
+        expect(foldSum(reader.sum(buf, 1, 1 + len)), `length ${len}`).to.equal(referenceSum(buf, 1, 1 + len));
+      }
+    });
+
+    it('copies exactly the span into a Buffer of its own, which later changes to the source leave alone', () => {
+      const reader = new SpanReader();
+      const source = Buffer.from(buf.subarray(0, 4096));
+      for (const [start, end] of [[0, 0], [0, 1], [3, 303], [1000, 2448], [4095, 4096]]) {
+        const copy = reader.copy(source, start, end);
+        expect(Buffer.isBuffer(copy)).to.equal(true);
+        expect(copy.equals(source.subarray(start, end)), `[${start}, ${end})`).to.equal(true);
+      }
+      const kept = reader.copy(source, 10, 20);
+      const before = Buffer.from(kept);
+      source.fill(0);
+      expect(kept.equals(before)).to.equal(true);
+    });
+
+    it('reads the buffer it is given, not the one it read before (views into the middle of an ArrayBuffer included)', () => {
+      const reader = new SpanReader();
+      const other = Buffer.from(buf.subarray(100, 400));
+      const inside = buf.subarray(1000, 1300);
+      expect(foldSum(reader.sum(buf, 100, 400))).to.equal(referenceSum(buf, 100, 400));
+      other[7] ^= 0xff;
+      expect(foldSum(reader.sum(other, 0, 300))).to.equal(referenceSum(other, 0, 300));
+      expect(reader.copy(other, 0, 300).equals(other)).to.equal(true);
+      expect(foldSum(reader.sum(inside, 5, 205))).to.equal(referenceSum(buf, 1005, 1205));
+      expect(reader.copy(inside, 5, 205).equals(buf.subarray(1005, 1205))).to.equal(true);
+      expect(foldSum(reader.sum(buf, 100, 400))).to.equal(referenceSum(buf, 100, 400));
+    });
   });
 });

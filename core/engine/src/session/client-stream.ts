@@ -1,7 +1,5 @@
-// The global `Buffer` is a getter on globalThis: a generic lookup and a call at every use in optimized code.
-import { Buffer } from 'node:buffer';
-import { SpanSummer } from '../decode/checksum';
 import { seqDiff, seqGt, seqLt } from '../decode/seq';
+import { SpanReader } from '../decode/span-reader';
 
 /**
  * One stretch of the captured client byte stream, in the capture's sequence
@@ -24,8 +22,8 @@ export interface ClientSegment {
  */
 const NO_SEGMENTS: ClientSegment[] = [];
 
-/** Sums the added bytes where they lie, in the capture's buffer (the same one packet after packet). */
-const captureSums = new SpanSummer();
+/** Copies and sums the added bytes where they lie, in the capture's buffer (the same one packet after packet). */
+const captured = new SpanReader();
 
 /**
  * The client's captured payload awaiting replay: segments kept in sequence
@@ -90,9 +88,8 @@ export class ClientStream {
         if (room < part) part = Math.max(0, room);
       }
       if (part > 0) {
-        const data = Buffer.allocUnsafe(part);
-        src.copy(data, 0, offset, offset + part);
-        const seg: ClientSegment = { seq, length: part, data, sum: captureSums.sum(src, offset, offset + part), serverBytes };
+        const data = captured.copy(src, offset, offset + part);
+        const seg: ClientSegment = { seq, length: part, data, sum: captured.sum(src, offset, offset + part), serverBytes };
         // An empty stream starts a one-slot array (a first push onto [] reserves 17 slots).
         if (this.segs.length === 0) this.segs = [seg];
         else if (i === this.segs.length) this.segs.push(seg);

@@ -1,7 +1,7 @@
 // The global `Buffer` is a getter on globalThis: a generic lookup and a call at every use in optimized code.
 import { Buffer } from 'node:buffer';
-import { SpanSummer } from '../decode/checksum';
 import { formatIpv4 } from '../decode/ip-address';
+import { SpanReader } from '../decode/span-reader';
 import { seqAdd, seqDiff, seqGte } from '../decode/seq';
 import { TcpOptions } from '../decode/tcp-options';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpPacket } from '../decode/tcp-packet';
@@ -61,8 +61,8 @@ const QUIET_MS = 100;
 const SOFT_DEADLINE_GRAIN_MS = 50;
 
 const scratchOptions = new TcpOptions();
-/** Sums captured payloads where they lie, in the capture's buffer (the same one packet after packet). */
-const captureSums = new SpanSummer();
+/** Sums and copies captured payloads where they lie, in the capture's buffer (the same one packet after packet). */
+const captured = new SpanReader();
 /** Reused for every onClientData call (protocols must not keep it). */
 const clientInfo = { onlineServerBytes: 0, captureTimeMs: 0 };
 /** Reused for every onOnlineData call. */
@@ -347,9 +347,8 @@ export class Session implements WheelEntry, DriverHost {
     if (len > 0) {
       if (this.captured.size === 0 && pkt.seq === this.deliveredSeq) {
         // The next bytes with nothing held (nearly always): copied and handed over, no stop in the stream.
-        const data = Buffer.allocUnsafe(len);
-        pkt.buf.copy(data, 0, pkt.payload, pkt.payload + len);
-        this.handOver(data, captureSums.sum(pkt.buf, pkt.payload, pkt.payload + len), serverBytes);
+        const data = captured.copy(pkt.buf, pkt.payload, pkt.payload + len);
+        this.handOver(data, captured.sum(pkt.buf, pkt.payload, pkt.payload + len), serverBytes);
         this.deliveredSeq = seqAdd(pkt.seq, len);
       } else if (!this.captured.add(this.deliveredSeq, pkt.seq, pkt.buf, pkt.payload, len, serverBytes)) {
         this.ctx.stats.capturedDuplicates++;
