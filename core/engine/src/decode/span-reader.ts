@@ -7,7 +7,7 @@ const NO_BYTES = new ArrayBuffer(0);
  * lies) with what that needs made once per buffer, not once per span: a DataView for 32-bit reads, and the
  * ArrayBuffer and offset under the Buffer for views of it. A sum reads 32 bits at a time (about half the time
  * of sumBytes' byte loads for 300 B); a copy is TypedArray#set from a view (Buffer#copy asks C++ for the
- * ArrayBuffer on each call, after a generic lookup of the method: Buffer.prototype is in dictionary mode).
+ * ArrayBuffer on each call, and its method lookup stayed a generic LoadIC in the engine's optimized code).
  * Another buffer costs a view and that C++ call first, so for a buffer read once the plain functions are cheaper.
  */
 export class SpanReader {
