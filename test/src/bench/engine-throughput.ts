@@ -16,8 +16,12 @@ const TARGET_IP = 0xc633641e; // 198.51.100.30
 const TARGET_PORT = 8080;
 /** How often the engine's timers run, in capture time (an offline replay runs them every 2 ms). */
 const TICK_MS = 2;
-/** Timed runs per figure, after one untimed warm-up run; the median is reported. */
-const RUNS = 5;
+/**
+ * Timed runs per figure, after one untimed warm-up run; the median is reported. Nine: passes within one process
+ * here differ by 1.15-1.5x between the slowest and the fastest (the host's stalls come and go), and the median
+ * of five still moved with them.
+ */
+const RUNS = 9;
 /** With --engine-against: passes of each engine, alternating, after two warm-up passes each. */
 const AGAINST_PASSES = 15;
 

@@ -23,7 +23,7 @@ export interface ClientSegment {
 const NO_SEGMENTS: ClientSegment[] = [];
 
 /** Copies and sums the added bytes where they lie, in the capture's buffer (the same one packet after packet). */
-const captured = new SpanReader();
+const captureSpans = new SpanReader();
 
 /**
  * The client's captured payload awaiting replay: segments kept in sequence
@@ -88,8 +88,8 @@ export class ClientStream {
         if (room < part) part = Math.max(0, room);
       }
       if (part > 0) {
-        const data = captured.copy(src, offset, offset + part);
-        const seg: ClientSegment = { seq, length: part, data, sum: captured.sum(src, offset, offset + part), serverBytes };
+        const data = captureSpans.copy(src, offset, offset + part);
+        const seg: ClientSegment = { seq, length: part, data, sum: captureSpans.sum(src, offset, offset + part), serverBytes };
         // An empty stream starts a one-slot array (a first push onto [] reserves 17 slots).
         if (this.segs.length === 0) this.segs = [seg];
         else if (i === this.segs.length) this.segs.push(seg);

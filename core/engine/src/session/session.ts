@@ -62,7 +62,7 @@ const SOFT_DEADLINE_GRAIN_MS = 50;
 
 const scratchOptions = new TcpOptions();
 /** Sums and copies captured payloads where they lie, in the capture's buffer (the same one packet after packet). */
-const captured = new SpanReader();
+const captureSpans = new SpanReader();
 /** Reused for every onClientData call (protocols must not keep it). */
 const clientInfo = { onlineServerBytes: 0, captureTimeMs: 0 };
 /** Reused for every onOnlineData call. */
@@ -347,8 +347,8 @@ export class Session implements WheelEntry, DriverHost {
     if (len > 0) {
       if (this.captured.size === 0 && pkt.seq === this.deliveredSeq) {
         // The next bytes with nothing held (nearly always): copied and handed over, no stop in the stream.
-        const data = captured.copy(pkt.buf, pkt.payload, pkt.payload + len);
-        this.handOver(data, captured.sum(pkt.buf, pkt.payload, pkt.payload + len), serverBytes);
+        const data = captureSpans.copy(pkt.buf, pkt.payload, pkt.payload + len);
+        this.handOver(data, captureSpans.sum(pkt.buf, pkt.payload, pkt.payload + len), serverBytes);
         this.deliveredSeq = seqAdd(pkt.seq, len);
       } else if (!this.captured.add(this.deliveredSeq, pkt.seq, pkt.buf, pkt.payload, len, serverBytes)) {
         this.ctx.stats.capturedDuplicates++;
