@@ -133,9 +133,13 @@ export class ChunkBacklog {
 
 /** Chunks a fresh ring holds (a power of two, as every capacity after it). */
 const FIRST_CAPACITY = 16;
-/** The first block is small (many sessions hold only a few chunks back); each next one doubles, up to MAX_BLOCK. */
+/**
+ * The first block is small (many sessions hold only a few chunks back); each next one doubles, up to MAX_BLOCK:
+ * a session behind keeps up to three partly used blocks (the one read, the one written, the spare), and at
+ * 64 KiB that was 3 MiB more peak RSS with 50 keep-alive sessions behind (docs/benchmarks.md, "Backlog memory").
+ */
 const FIRST_BLOCK = 2048;
-const MAX_BLOCK = 65536;
+const MAX_BLOCK = 16384;
 /** Larger chunks are kept as given: their Buffer's cost is small beside them. */
 const LARGE_CHUNK = 2048;
 const NO_META = new Float64Array(0);
