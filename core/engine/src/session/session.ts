@@ -115,7 +115,7 @@ export class Session implements WheelEntry, DriverHost {
    * The addresses the engine's lookups compare per packet (the client's and the server's as captured, the
    * client's and the target's as the target sees them), as signed 32-bit integers: V8 keeps those inside the
    * object, while an unsigned address above 2^31 (most of them) is a heap number of its own, one more memory
-   * access per comparison.
+   * access per comparison. The captured ones are kept only so (clientIp and serverIp give them unsigned).
    */
   readonly clientIpKey: number;
   readonly serverIpKey: number;
@@ -226,9 +226,9 @@ export class Session implements WheelEntry, DriverHost {
 
   constructor(
     private readonly ctx: EngineContext,
-    readonly clientIp: number,
+    clientIp: number,
     readonly clientPort: number,
-    readonly serverIp: number,
+    serverIp: number,
     readonly serverPort: number,
     outClientIp: number,
     outClientPort: number,
@@ -257,6 +257,16 @@ export class Session implements WheelEntry, DriverHost {
     this.lastActivityAt = now;
     this.driver = new ProtocolDriver(ctx.protocol, this);
     this.release = new ReleaseControl(this.driver, ctx.config);
+  }
+
+  /** The captured client's address (unsigned). */
+  get clientIp(): number {
+    return this.clientIpKey >>> 0;
+  }
+
+  /** The captured server's address (unsigned). */
+  get serverIp(): number {
+    return this.serverIpKey >>> 0;
   }
 
   // ---- DriverHost: what the protocol driver may ask of this session ----------------
