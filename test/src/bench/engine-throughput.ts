@@ -158,6 +158,7 @@ interface PassResult {
 /** Replays the capture once more through the rig's engine and checks that everything was replayed and closed. */
 function replayOnce(file: string, rig: LongLivedEngine): PassResult {
   const { engine, target } = rig;
+  // The rig's own core (another checkout's with --engine-against), not this module's imports.
   const { PcapReader, TcpPacket, DecodeStatus, ipv4Offset } = rig.core;
   const st = engine.stats;
   const start = { ...st };
